@@ -1,0 +1,29 @@
+# The two commands a new user needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/aim-etl: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(BIN)/aim-etl
+	rm -rf demo
+	-$(BIN)/aim-etl migrate fixtures/ --repo demo --report demo/report.md
+	@echo
+	@echo "Report: demo/report.md. Look at the runs with:"
+	@echo "  $(BIN)/aim up --repo demo"
+
+test: $(BIN)/aim-etl
+	$(BIN)/ruff check etl tests
+	$(BIN)/python -m pytest -q tests --ignore=tests/benchmarks
+
+bench: $(BIN)/aim-etl
+	$(BIN)/python tests/benchmarks/bench_migrate.py
+
+clean:
+	rm -rf demo $(VENV) .pytest_cache

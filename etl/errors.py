@@ -1,0 +1,50 @@
+"""Library errors. The library raises these; only `etl.cli` turns them into exit codes."""
+
+from __future__ import annotations
+
+
+class EtlError(Exception):
+    """Base of every error aim-etl raises on purpose."""
+
+
+class BadRecord(EtlError):
+    """One record (a line, a document, an entry) that cannot be imported; the rest goes on.
+
+    Readers yield these instead of raising, so one torn line never stops an import. The message
+    starts with the place, `runs/a.jsonl:17: expected object, got list`, as compilers do.
+    """
+
+    def __init__(self, source: str, locator: str, reason: str, *, torn: bool = False) -> None:
+        self.source = source
+        self.locator = locator
+        self.reason = reason
+        # A torn last line may still be being written; `sync` leaves it for next time.
+        self.torn = torn
+        super().__init__(f"{source}:{_short(locator)}: {reason}")
+
+
+def _short(locator: str) -> str:
+    return locator.removeprefix("line ")
+
+
+class SourceNotFound(EtlError):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path}: no such file or directory")
+
+
+class LedgerError(EtlError):
+    """The ledger cannot be opened or is of a schema this version does not know."""
+
+
+class StageFailed(EtlError):
+    """A pipeline stage failed; says which, and what was already committed (as dlt's PipelineStepFailed)."""
+
+    def __init__(self, stage: str, cause: BaseException, committed_runs: int) -> None:
+        self.stage = stage
+        self.cause = cause
+        self.committed_runs = committed_runs
+        super().__init__(
+            f"{stage} failed: {cause.__class__.__name__}: {cause} "
+            f"({committed_runs} runs were fully written and recorded before the failure; "
+            "running the same command again resumes safely)"
+        )

@@ -1,0 +1,182 @@
+"""Frame rows to `RunSpec`s: exactly what one Aim run will hold, as frozen values.
+
+Pure: no Aim, no I/O. The writer does what a spec says and nothing else, so a dry run and a real
+run see the same specs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from etl import __version__
+from etl.normalize import (
+    CONTENT_HASH,
+    CONTEXT,
+    CREATED_AT,
+    ENDED_AT,
+    EPOCH,
+    EXPERIMENT,
+    FORMAT,
+    HPARAMS,
+    LOCATOR,
+    META,
+    NAME,
+    RUN_KEY,
+    SOURCE,
+    STEP,
+    TAGS,
+    TIME,
+    VALUE,
+    Frames,
+)
+
+_INT64 = 2**63
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    name: str
+    context: dict[str, Any]
+    steps: tuple[int, ...]
+    epochs: tuple[int | None, ...]
+    values: tuple[float, ...]
+    times: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    run_key: str
+    run_hash: str
+    content_hash: str
+    source: str
+    locator: str
+    experiment: str
+    name: str | None
+    created_at: dt.datetime | None
+    end_time: float | None
+    hparams: dict[str, Any]
+    tags: tuple[str, ...]
+    meta: dict[str, Any]
+    provenance: dict[str, Any]
+    series: tuple[MetricSeries, ...]
+
+    @property
+    def points(self) -> int:
+        return sum(len(s.steps) for s in self.series)
+
+
+def map_runs(frames: Frames, run_hashes: dict[str, str], batch: str) -> Iterator[RunSpec]:
+    """One spec per row of `frames.runs` whose key is in `run_hashes` (the runs the plan will write)."""
+    series_by_run = _series_by_run(frames.metrics, set(run_hashes))
+    for row in frames.runs.itertuples(index=False):
+        key = getattr(row, RUN_KEY)
+        if key not in run_hashes:
+            continue
+        created = _datetime(getattr(row, CREATED_AT))
+        series = series_by_run.get(key, ())
+        fallback_time = created.timestamp() if created else None
+        series = tuple(_with_times(s, fallback_time) for s in series)
+        yield RunSpec(
+            run_key=key,
+            run_hash=run_hashes[key],
+            content_hash=getattr(row, CONTENT_HASH),
+            source=getattr(row, SOURCE),
+            locator=getattr(row, LOCATOR),
+            experiment=getattr(row, EXPERIMENT),
+            name=_none_if_na(getattr(row, NAME)),
+            created_at=created,
+            end_time=_end_time(_datetime(getattr(row, ENDED_AT)), created, series),
+            hparams=sanitize(getattr(row, HPARAMS)),
+            tags=tuple(getattr(row, TAGS)),
+            meta=sanitize(getattr(row, META)),
+            provenance={
+                "source": getattr(row, SOURCE),
+                "locator": getattr(row, LOCATOR),
+                "format": getattr(row, FORMAT),
+                "run_key": key,
+                "content_hash": getattr(row, CONTENT_HASH),
+                "batch": batch,
+                "tool_version": __version__,
+                "created_at": created.isoformat() if created else None,
+            },
+            series=series,
+        )
+
+
+def sanitize(value: Any) -> Any:
+    """Make a JSON value storable as an Aim param.
+
+    Aim raises OverflowError on ints beyond 64 bits: those are kept as strings. Dict keys are
+    kept as written (Aim accepts `@`, `.` and `/`), except the empty key, which Aim cannot store.
+    """
+    if isinstance(value, bool) or value is None or isinstance(value, float | str):
+        return value
+    if isinstance(value, int):
+        return value if -_INT64 <= value < _INT64 else str(value)
+    if isinstance(value, dict):
+        return {(k if k else "(empty)"): sanitize(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [sanitize(v) for v in value]
+    return str(value)
+
+
+def _series_by_run(metrics: pd.DataFrame, keys: set[str]) -> dict[str, tuple[MetricSeries, ...]]:
+    if metrics.empty:
+        return {}
+    wanted = metrics[metrics[RUN_KEY].isin(keys)]
+    # Trainers re-log a step after resuming: the last value logged for a step is the one kept,
+    # as Aim itself would keep it (a point is keyed by its step).
+    wanted = wanted.drop_duplicates([RUN_KEY, NAME, CONTEXT, STEP], keep="last")
+    out: dict[str, list[MetricSeries]] = {}
+    for (key, name, context), group in wanted.groupby([RUN_KEY, NAME, CONTEXT], sort=False):
+        group = group.sort_values(STEP, kind="stable")
+        epochs = tuple(None if pd.isna(e) else int(e) for e in group[EPOCH])
+        out.setdefault(key, []).append(
+            MetricSeries(
+                name=name,
+                context=orjson.loads(context),
+                steps=tuple(int(s) for s in group[STEP]),
+                epochs=epochs,
+                values=tuple(float(v) for v in group[VALUE]),
+                times=tuple(float(t) for t in group[TIME]),
+            )
+        )
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _with_times(series: MetricSeries, fallback: float | None) -> MetricSeries:
+    """Points without a time of their own get the run's original time, never the import time."""
+    if fallback is None or not any(math.isnan(t) for t in series.times):
+        return series
+    times = tuple(fallback if math.isnan(t) else t for t in series.times)
+    return MetricSeries(series.name, series.context, series.steps, series.epochs, series.values, times)
+
+
+def _end_time(ended: dt.datetime | None, created: dt.datetime | None, series: tuple[MetricSeries, ...]) -> float | None:
+    """The source's own end; else its last point's time; else its creation (duration 0), never "now"."""
+    if ended is not None:
+        return ended.timestamp()
+    times = [t for s in series for t in s.times if not math.isnan(t)]
+    if times:
+        return max(times)
+    return created.timestamp() if created else None
+
+
+def _datetime(value: Any) -> dt.datetime | None:
+    if value is None or pd.isna(value):
+        return None
+    return pd.Timestamp(value).to_pydatetime()
+
+
+def _none_if_na(value: Any) -> Any:
+    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
+        return None
+    return value

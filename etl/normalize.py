@@ -1,0 +1,180 @@
+"""Records to the two frames of the data contract: `runs` (one row per source run) and `metrics`
+(long format, one row per point). The schema lives here and is checked once, at this boundary.
+
+Identity is decided here too, because it needs the order records come in: a run's key is its
+explicit id scoped by its source (`experiments/LOG.jsonl#exp_007`), or its content hash when it has
+no id. The same id seen again in one source with different content is a re-run, keyed by its
+occurrence (`...#exp_007#2`); seen again with the same content it keeps its key, and the planner
+reports it as a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from etl.errors import BadRecord
+from etl.interpret import FieldRules, NotAnExperiment, interpret
+from etl.readers.record import Record
+
+RUN_KEY = "run_key"
+CONTENT_HASH = "content_hash"
+SOURCE = "source"
+LOCATOR = "locator"
+FORMAT = "format"
+EXPERIMENT = "experiment"
+NAME = "name"
+CREATED_AT = "created_at"
+ENDED_AT = "ended_at"
+HPARAMS = "hparams"
+TAGS = "tags"
+META = "meta"
+
+CONTEXT = "context"
+STEP = "step"
+EPOCH = "epoch"
+VALUE = "value"
+TIME = "time"
+
+RUN_COLUMNS = (RUN_KEY, CONTENT_HASH, SOURCE, LOCATOR, FORMAT, EXPERIMENT, NAME, CREATED_AT, ENDED_AT, HPARAMS, TAGS, META)
+METRIC_COLUMNS = (RUN_KEY, NAME, CONTEXT, STEP, EPOCH, VALUE, TIME)
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedRecord:
+    source: str
+    locator: str
+    reason: str
+
+
+@dataclass
+class Frames:
+    runs: pd.DataFrame
+    metrics: pd.DataFrame
+    skipped: list[SkippedRecord] = field(default_factory=list)
+    # Timestamps without a zone, read in the `--timezone` given (the report counts them).
+    naive_timestamps: int = 0
+    # Same id, different content, same source: imported as its own run, said in the report.
+    reruns: list[SkippedRecord] = field(default_factory=list)
+
+
+def content_hash(record: Record, rules: FieldRules) -> str:
+    """Hash of everything that maps into the run: the record, the document around it, the rules.
+
+    Serialized with the standard library, not orjson: orjson writes NaN as null, which would make
+    a record with `NaN` and one with `null` the same run.
+    """
+    payload = json.dumps(
+        [record.data, record.parent, rules.fingerprint()], sort_keys=True, separators=(",", ":"), default=str
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+
+
+class Normalizer:
+    """Turns records into frames chunk by chunk, remembering ids across chunks of one import."""
+
+    def __init__(self, rules: FieldRules | None = None) -> None:
+        self.rules = rules or FieldRules()
+        # (source, id) -> {content hash: run key}; a new hash under a known id is a re-run.
+        self._occurrences: dict[tuple[str, str], dict[str, str]] = {}
+
+    def run_key(self, source: str, record_id: str | None, digest: str) -> tuple[str, int]:
+        """(key, occurrence): occurrence > 1 marks a re-run of an id already seen in this source."""
+        if record_id is None:
+            return f"{source}@{digest[:16]}", 1
+        seen = self._occurrences.setdefault((source, record_id), {})
+        if digest not in seen:
+            n = len(seen) + 1
+            seen[digest] = f"{source}#{record_id}" if n == 1 else f"{source}#{record_id}#{n}"
+        key = seen[digest]
+        return key, list(seen).index(digest) + 1
+
+    def normalize(self, records: Iterable[Record]) -> Frames:
+        runs: list[tuple] = []
+        points: dict[str, list] = {c: [] for c in METRIC_COLUMNS}
+        skipped: list[SkippedRecord] = []
+        reruns: list[SkippedRecord] = []
+        naive = 0
+        for record in records:
+            try:
+                item = interpret(record, self.rules)
+            except NotAnExperiment as exc:
+                skipped.append(SkippedRecord(record.source, record.locator, str(exc)))
+                continue
+            digest = content_hash(record, self.rules)
+            key, occurrence = self.run_key(record.source, item.record_id, digest)
+            if occurrence > 1:
+                reruns.append(
+                    SkippedRecord(record.source, record.locator, f"re-run of id {item.record_id!r} (occurrence {occurrence})")
+                )
+            naive += item.naive_time
+            runs.append(
+                (key, digest, record.source, record.locator, record.format, item.experiment, item.name,
+                 item.created_at, item.ended_at, item.hparams, item.tags, item.meta)
+            )
+            for name, context, step, epoch, value, time in item.points:
+                points[RUN_KEY].append(key)
+                points[NAME].append(name)
+                points[CONTEXT].append(context)
+                points[STEP].append(step)
+                points[EPOCH].append(epoch)
+                points[VALUE].append(value)
+                points[TIME].append(time)
+        return Frames(_runs_frame(runs), _metrics_frame(points), skipped, naive, reruns)
+
+
+def _runs_frame(rows: list[tuple]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(rows, columns=list(RUN_COLUMNS))
+    for column in (CREATED_AT, ENDED_AT):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return check_runs(frame)
+
+
+def _metrics_frame(points: dict[str, list]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            RUN_KEY: pd.Series(points[RUN_KEY], dtype=object),
+            NAME: pd.Series(points[NAME], dtype=object),
+            CONTEXT: pd.Series(points[CONTEXT], dtype=object),
+            STEP: pd.Series(points[STEP], dtype="int64"),
+            EPOCH: pd.Series(points[EPOCH], dtype="Int64"),
+            VALUE: pd.Series(points[VALUE], dtype="float64"),
+            TIME: pd.Series(points[TIME], dtype="float64"),
+        }
+    )
+    return check_metrics(frame)
+
+
+def check_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The contract, asserted at the boundary so a reader that drifts fails here, not in Aim."""
+    if tuple(frame.columns) != RUN_COLUMNS:
+        raise ValueError(f"runs frame columns {tuple(frame.columns)} != {RUN_COLUMNS}")
+    if frame[RUN_KEY].duplicated().any() and not frame[[RUN_KEY, CONTENT_HASH]].duplicated().equals(frame[RUN_KEY].duplicated()):
+        raise ValueError("runs frame: one run_key with two different contents")
+    return frame
+
+
+def check_metrics(frame: pd.DataFrame) -> pd.DataFrame:
+    if tuple(frame.columns) != METRIC_COLUMNS:
+        raise ValueError(f"metrics frame columns {tuple(frame.columns)} != {METRIC_COLUMNS}")
+    return frame
+
+
+def concat(frames: list[Frames]) -> Frames:
+    """One `Frames` from chunks: what `etl.read` hands a notebook."""
+    if not frames:
+        return Normalizer().normalize([])
+    return Frames(
+        runs=pd.concat([f.runs for f in frames], ignore_index=True),
+        metrics=pd.concat([f.metrics for f in frames], ignore_index=True),
+        skipped=[s for f in frames for s in f.skipped],
+        naive_timestamps=sum(f.naive_timestamps for f in frames),
+        reruns=[r for f in frames for r in f.reruns],
+    )
+
+
+__all__ = ["BadRecord", "Frames", "Normalizer", "SkippedRecord", "concat", "content_hash"]

@@ -1,0 +1,117 @@
+"""Readers: files on disk to `Record`s, streamed, with every file accounted for.
+
+The format table maps a format name to its reader; `detect_format` picks one per file unless the
+caller forces one. Adding a format is a module here and a row in `READERS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from etl.errors import BadRecord, SourceNotFound
+from etl.readers.detect import FORMATS, JSON, JSONL, detect_format
+from etl.readers.jsondoc import KEYED_AS_CONTEXT, KEYED_AS_RUNS, read_json
+from etl.readers.jsonl import read_jsonl
+from etl.readers.record import Record, SkippedFile
+
+__all__ = [
+    "FORMATS",
+    "KEYED_AS_CONTEXT",
+    "KEYED_AS_RUNS",
+    "READERS",
+    "Record",
+    "SkippedFile",
+    "SourceFile",
+    "find_sources",
+    "read_file",
+    "source_name",
+]
+
+READERS: dict[str, Callable[..., Iterator[Record | BadRecord]]] = {JSONL: read_jsonl, JSON: read_json}
+
+# Folders that hold no experiment records of their own: an Aim repo, VCS and tool caches.
+_UNWALKED_DIRS = frozenset({".aim", ".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "node_modules", ".ipynb_checkpoints"})
+
+
+class SourceFile:
+    """A file to read, with its stable name and the reader chosen for it."""
+
+    __slots__ = ("path", "source", "format", "reason")
+
+    def __init__(self, path: Path, source: str, format: str, reason: str) -> None:
+        self.path = path
+        self.source = source
+        self.format = format
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"SourceFile({self.source!r}, {self.format!r})"
+
+
+def source_name(path: Path, base: Path | None) -> str:
+    """Stable name of a file: relative to `base` (the Aim repo's folder) when under it, else absolute.
+
+    Both `migrate experiments/` and `migrate experiments/LOG.jsonl` then name the file the same way,
+    and run keys built from it survive a change of working directory.
+    """
+    resolved = path.resolve()
+    if base is not None:
+        try:
+            return resolved.relative_to(base.resolve()).as_posix()
+        except ValueError:
+            pass
+    return resolved.as_posix()
+
+
+def find_sources(
+    paths: list[str | Path], *, base: Path | None = None, format: str = "auto"
+) -> tuple[list[SourceFile], list[SkippedFile]]:
+    """Walk the given files and folders; return the files to read, in import order, and the skipped ones.
+
+    Order matters for duplicates (the first place a run is seen is the one imported): JSONL logs
+    first, then documents from the shallowest folders, so a log line wins over its `.json` copy and
+    `results/x.json` over `backups/2026-01-04/results/x.json`.
+    """
+    files: list[Path] = []
+    skipped: list[SkippedFile] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(_walk(path, base, skipped))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise SourceNotFound(str(raw))
+    chosen: dict[str, SourceFile] = {}
+    for path in files:
+        name = source_name(path, base)
+        if name in chosen:
+            continue
+        if format == "auto":
+            fmt, reason = detect_format(path)
+        else:
+            fmt, reason = format, "--format"
+        if fmt is None:
+            skipped.append(SkippedFile(name, reason))
+        else:
+            chosen[name] = SourceFile(path, name, fmt, reason)
+    ordered = sorted(chosen.values(), key=lambda f: (f.format != JSONL, f.source.count("/"), f.source))
+    return ordered, skipped
+
+
+def _walk(root: Path, base: Path | None, skipped: list[SkippedFile]) -> Iterator[Path]:
+    for path in sorted(root.iterdir()):
+        if path.is_dir():
+            if path.name in _UNWALKED_DIRS:
+                skipped.append(SkippedFile(source_name(path, base) + "/", "folder not walked (Aim repo, VCS or cache)"))
+                continue
+            yield from _walk(path, base, skipped)
+        elif path.is_file():
+            yield path
+
+
+def read_file(source: SourceFile, *, keyed: str = KEYED_AS_RUNS) -> Iterator[Record | BadRecord]:
+    if source.format == JSON:
+        return read_json(source.path, source.source, keyed=keyed)
+    return READERS[source.format](source.path, source.source)

@@ -1,0 +1,53 @@
+"""Which reader takes a file, decided from its name and, when that is not enough, its first bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+JSONL = "jsonl"
+JSON = "json"
+FORMATS = (JSONL, JSON)
+
+# Files we never open, with the reason the report gives. Unpickling a file you were pointed at
+# runs arbitrary code, so pickles are refused by name, not sniffed.
+_NOT_OURS = {
+    ".pkl": "pickle file: never unpickled (unpickling runs code from the file)",
+    ".pickle": "pickle file: never unpickled (unpickling runs code from the file)",
+    ".pt": "model checkpoint, not an experiment record",
+    ".pth": "model checkpoint, not an experiment record",
+    ".ckpt": "model checkpoint, not an experiment record",
+    ".safetensors": "model weights, not an experiment record",
+    ".bin": "binary file, not an experiment record",
+    ".csv": "CSV is not read (results in CSV usually duplicate a JSON file beside them)",
+    ".wandb": "binary W&B history is not read",
+}
+
+
+def detect_format(path: Path) -> tuple[str | None, str]:
+    """(format, reason): the format name, or None and why the file is skipped."""
+    name = path.name.lower()
+    if "tfevents" in name:
+        return None, "TensorBoard event file: import it with `aim convert tensorboard`"
+    suffix = path.suffix.lower()
+    if suffix in _NOT_OURS:
+        return None, _NOT_OURS[suffix]
+    if suffix in (".jsonl", ".ndjson"):
+        return JSONL, "by extension"
+    if suffix == ".json":
+        return (JSONL, "several JSON values, one per line") if _looks_like_lines(path) else (JSON, "by extension")
+    return None, f"not a JSON or JSONL file ({suffix or 'no extension'})"
+
+
+def _looks_like_lines(path: Path) -> bool:
+    """A `.json` file whose first line is a complete object and which has a second one is JSONL in disguise."""
+    from etl.readers.jsontext import JSONError, loads
+
+    with path.open("rb") as fh:
+        first = fh.readline(1 << 20).strip()
+        second = fh.readline(1 << 20).strip()
+    if not (first.startswith(b"{") and first.endswith(b"}") and second.startswith(b"{")):
+        return False
+    try:
+        return isinstance(loads(first), dict)
+    except JSONError:
+        return False

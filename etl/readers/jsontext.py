@@ -1,0 +1,42 @@
+"""JSON decoding that keeps orjson's speed and still accepts what Python's `json` writes.
+
+Python's `json.dumps` writes bare `NaN`, `Infinity` and `-Infinity` for non-finite floats, and
+real logs contain them (the decksage log has `"mrr": Infinity`). orjson rejects those tokens, so
+a line is tried with orjson first and only re-parsed by the standard library when orjson fails:
+strict lines, nearly all of them, never pay for the fallback.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+
+class JSONError(ValueError):
+    """Text that is not JSON, even with Python's non-finite literals allowed."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def loads(data: bytes | str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise JSONError(f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", exc.lineno) from None
+    except UnicodeDecodeError as exc:
+        raise JSONError(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+
+
+def type_name(value: Any) -> str:
+    """The JSON name of a value's type, for messages such as "expected object, got list"."""
+    if value is None:
+        return "null"
+    return {dict: "object", list: "list", str: "string", bool: "boolean"}.get(type(value), "number")

@@ -1,0 +1,31 @@
+"""What every reader yields: one source record and the place it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One experiment-shaped JSON value, before any interpretation.
+
+    `parent` holds the fields of the document around a record that was one entry of a list
+    (a grid search's `search`, `created`, ...): an entry inherits its experiment and time from it.
+    """
+
+    source: str
+    locator: str
+    format: str
+    data: dict[str, Any]
+    parent: dict[str, Any] = field(default_factory=dict)
+    # Byte offset just after this record in its file, for JSONL sync cursors.
+    end_offset: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedFile:
+    """A file found under a source folder that no reader understands; listed, never dropped silently."""
+
+    source: str
+    reason: str

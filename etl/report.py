@@ -1,0 +1,232 @@
+"""What an import did, or would do: per file, per run, and an inventory of what it found.
+
+The same report is produced by a dry run (nothing written) and after a real import, and is
+rendered for a terminal, as Markdown, or as JSON whose top-level `summary` is all integers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from etl.normalize import CONTEXT, HPARAMS, NAME, Frames
+from etl.plan import ACTIONS, CHANGED, DUPLICATE, NEW, UNCHANGED, SyncPlan
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INVALID = 3
+
+SUMMARY_KEYS = (NEW, CHANGED, UNCHANGED, DUPLICATE, "skipped", "invalid", "runs_written", "points_written")
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    source: str
+    locator: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"source": self.source, "locator": self.locator, "reason": self.reason}
+
+
+@dataclass
+class FileStats:
+    source: str
+    format: str | None
+    records: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    duplicate: int = 0
+    invalid: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class SyncReport:
+    command: str
+    repo: str
+    ledger: str | None
+    dry_run: bool
+    batch: str
+    timezone: str = "UTC"
+    files: dict[str, FileStats] = field(default_factory=dict)
+    invalid: list[Issue] = field(default_factory=list)
+    skipped: list[Issue] = field(default_factory=list)
+    duplicates: list[Issue] = field(default_factory=list)
+    reruns: list[Issue] = field(default_factory=list)
+    runs_written: int = 0
+    points_written: int = 0
+    naive_timestamps: int = 0
+    seconds: float = 0.0
+    hparam_types: dict[str, Counter] = field(default_factory=dict)
+    metric_points: Counter = field(default_factory=Counter)
+
+    # -- accumulation, chunk by chunk -------------------------------------------------------
+
+    def file(self, source: str, format: str | None) -> FileStats:
+        if source not in self.files:
+            self.files[source] = FileStats(source, format)
+        return self.files[source]
+
+    def add_invalid(self, source: str, locator: str, reason: str) -> None:
+        self.invalid.append(Issue(source, locator, reason))
+        stats = self.file(source, None)
+        stats.invalid += 1
+        stats.records += 1
+
+    def add_skipped_file(self, source: str, reason: str) -> None:
+        self.skipped.append(Issue(source, "file", reason))
+        self.file(source, None)
+
+    def add_chunk(self, frames: Frames, plan: SyncPlan) -> None:
+        for item in frames.skipped:
+            self.skipped.append(Issue(item.source, item.locator, item.reason))
+            stats = self.files[item.source]
+            stats.skipped += 1
+            stats.records += 1
+        self.reruns.extend(Issue(r.source, r.locator, r.reason) for r in frames.reruns)
+        self.naive_timestamps += frames.naive_timestamps
+        for planned in plan.runs:
+            stats = self.files[planned.source]
+            stats.records += 1
+            setattr(stats, planned.action, getattr(stats, planned.action) + 1)
+            if planned.action == DUPLICATE:
+                self.duplicates.append(Issue(planned.source, planned.locator, planned.note))
+        original = {p.run_key for p in plan.runs if p.action != DUPLICATE}
+        runs = frames.runs[frames.runs["run_key"].isin(original)]
+        for hparams in runs[HPARAMS]:
+            for key, kind in _leaf_types(hparams):
+                self.hparam_types.setdefault(key, Counter())[kind] += 1
+        metrics = frames.metrics[frames.metrics["run_key"].isin(original)]
+        if not metrics.empty:
+            self.metric_points.update(metrics.groupby([NAME, CONTEXT]).size().to_dict())
+
+    # -- results ----------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, int]:
+        counts = {a: sum(getattr(f, a) for f in self.files.values()) for a in ACTIONS}
+        return {
+            **counts,
+            "skipped": len(self.skipped),
+            "invalid": len(self.invalid),
+            "runs_written": self.runs_written,
+            "points_written": self.points_written,
+        }
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_INVALID if self.invalid else EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "dry_run": self.dry_run,
+            "repo": self.repo,
+            "ledger": self.ledger,
+            "batch": self.batch,
+            "summary": self.summary(),
+            "naive_timestamps": {"count": self.naive_timestamps, "read_as": self.timezone},
+            "seconds": round(self.seconds, 3),
+            "files": [f.__dict__ for f in self.files.values()],
+            "invalid": [i.as_dict() for i in self.invalid],
+            "skipped": [i.as_dict() for i in self.skipped],
+            "duplicates": [i.as_dict() for i in self.duplicates],
+            "reruns": [i.as_dict() for i in self.reruns],
+            "hparams": {
+                key: {"types": dict(kinds), "varies": len(kinds) > 1} for key, kinds in sorted(self.hparam_types.items())
+            },
+            "metrics": [
+                {"name": name, "context": orjson.loads(context), "points": count}
+                for (name, context), count in sorted(self.metric_points.items())
+            ],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str)
+
+    def to_markdown(self) -> str:
+        s = self.summary()
+        title = "Dry run: nothing was written" if self.dry_run else "Import report"
+        out = [f"# aim-etl {self.command}: {title}", "", f"Repo: `{self.repo}`  ", f"Ledger: `{self.ledger}`", ""]
+        out += ["| " + " | ".join(SUMMARY_KEYS) + " |", "|" + "---|" * len(SUMMARY_KEYS)]
+        out += ["| " + " | ".join(str(s[k]) for k in SUMMARY_KEYS) + " |", ""]
+        if self.naive_timestamps:
+            out += [f"{self.naive_timestamps} timestamps had no timezone and were read as {self.timezone}.", ""]
+        out += ["## Files", "", "| file | format | records | new | changed | unchanged | duplicate | invalid | skipped |"]
+        out += ["|---|---|---|---|---|---|---|---|---|"]
+        for f in self.files.values():
+            out.append(
+                f"| `{_md(f.source)}` | {f.format or '-'} | {f.records} | {f.new} | {f.changed} | {f.unchanged} "
+                f"| {f.duplicate} | {f.invalid} | {f.skipped} |"
+            )
+        for title, issues in (("Invalid", self.invalid), ("Skipped", self.skipped), ("Duplicates", self.duplicates), ("Re-runs", self.reruns)):
+            if issues:
+                out += ["", f"## {title}", ""]
+                out += [f"- `{_md(i.source)}` {i.locator}: {_md(i.reason)}" for i in issues]
+        out += ["", "## Hyperparameters", "", "| key | types | varies |", "|---|---|---|"]
+        for key, kinds in sorted(self.hparam_types.items()):
+            out.append(f"| `{_md(key)}` | {', '.join(f'{k} ({n})' for k, n in kinds.items())} | {'yes' if len(kinds) > 1 else ''} |")
+        out += ["", "## Metrics", "", "| name | context | points |", "|---|---|---|"]
+        for (name, context), count in sorted(self.metric_points.items()):
+            out.append(f"| `{_md(name)}` | `{context}` | {count} |")
+        return "\n".join(out) + "\n"
+
+    def to_text(self, *, limit: int = 20) -> str:
+        s = self.summary()
+        head = "DRY RUN, nothing written. " if self.dry_run else ""
+        out = [
+            f"{head}aim-etl {self.command}: {len(self.files)} files, "
+            + ", ".join(f"{s[k]} {k.replace('_', ' ')}" for k in SUMMARY_KEYS)
+            + f" ({self.seconds:.1f}s)"
+        ]
+        if self.naive_timestamps:
+            out.append(f"{self.naive_timestamps} timestamps had no timezone and were read as {self.timezone}")
+        width = max((len(f.source) for f in self.files.values()), default=10)
+        out.append(f"{'file':<{width}}  records  new  changed  unchanged  dup  invalid  skipped")
+        for f in self.files.values():
+            out.append(
+                f"{f.source:<{width}}  {f.records:>7}  {f.new:>3}  {f.changed:>7}  {f.unchanged:>9}  {f.duplicate:>3}  "
+                f"{f.invalid:>7}  {f.skipped:>7}"
+            )
+        for title, issues in (("invalid", self.invalid), ("skipped", self.skipped), ("duplicates", self.duplicates), ("re-runs", self.reruns)):
+            if issues:
+                out.append(f"{title}:")
+                out += [f"  {i.source}:{i.locator.removeprefix('line ')}: {i.reason}" for i in issues[:limit]]
+                if len(issues) > limit:
+                    out.append(f"  ... and {len(issues) - limit} more (see --report FILE.json)")
+        if self.hparam_types:
+            varying = [k for k, kinds in self.hparam_types.items() if len(kinds) > 1]
+            out.append(f"hparams: {len(self.hparam_types)} keys" + (f"; types vary for: {', '.join(sorted(varying)[:limit])}" if varying else ""))
+        if self.metric_points:
+            out.append(f"metrics: {len(self.metric_points)} series names/contexts, {sum(self.metric_points.values())} points")
+        return "\n".join(out)
+
+
+def _leaf_types(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Dotted keys of a nested hparams dict with the JSON type of each leaf."""
+    if isinstance(value, dict) and value:
+        return [kt for k, v in value.items() for kt in _leaf_types(v, f"{prefix}{k}.")]
+    key = prefix[:-1]
+    if isinstance(value, bool):
+        return [(key, "bool")]
+    if isinstance(value, int):
+        return [(key, "int")]
+    if isinstance(value, float):
+        return [(key, "float")]
+    if isinstance(value, str):
+        return [(key, "str")]
+    if value is None:
+        return [(key, "null")]
+    if isinstance(value, list):
+        return [(key, "list")]
+    return [(key, "dict")]
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,165 @@
+"""Every private Aim call the importer needs, in one place.
+
+Aim's public SDK cannot do four things an importer must: choose a run's hash, stamp a point with
+its original time, set a run's creation time, and set its end time to anything but "now". Each is
+done here, against the Aim versions in ``TESTED_AIM_VERSIONS``; ``tests/test_aim_adapter.py``
+fails loudly when an Aim upgrade moves any of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aim
+import aim.sdk.base_run
+from aim import Repo, Run
+from aim.sdk.index_manager import RepoIndexManager
+
+from etl.writers.naming import repo_root
+
+TESTED_AIM_VERSIONS = ("3.29",)
+
+
+def check_aim_version() -> None:
+    """Refuse to write with an Aim whose internals we have not checked."""
+    from importlib.metadata import version as installed_version
+
+    version = installed_version("aim")
+    if not version.startswith(TESTED_AIM_VERSIONS):
+        raise RuntimeError(
+            f"aim {version} is not supported: aim-etl was tested with aim {', '.join(TESTED_AIM_VERSIONS)}.x"
+        )
+
+
+def repo_exists(path: str | Path) -> bool:
+    return (repo_root(path) / ".aim").is_dir()
+
+
+def open_repo(path: str | Path) -> Repo:
+    """Open the repo, creating it when missing (as `aim init` would)."""
+    root = repo_root(path)
+    root.mkdir(parents=True, exist_ok=True)
+    return Repo.from_path(str(root), init=not repo_exists(root))
+
+
+@contextlib.contextmanager
+def _chosen_hash(run_hash: str) -> Iterator[None]:
+    # `Run(run_hash=X)` only opens existing runs; a new run takes its hash from this module-level
+    # function, so for the duration of one constructor call it returns ours.
+    original = aim.sdk.base_run.generate_run_hash
+    aim.sdk.base_run.generate_run_hash = lambda hash_length=24: run_hash
+    try:
+        yield
+    finally:
+        aim.sdk.base_run.generate_run_hash = original
+
+
+def run_exists(repo: Repo, run_hash: str) -> bool:
+    return (Path(repo.path) / "meta" / "chunks" / run_hash).is_dir()
+
+
+def create_run(repo: Repo, run_hash: str, experiment: str | None) -> Run:
+    """A new run with our hash; no system metrics and no terminal capture of the importing process."""
+    with _chosen_hash(run_hash):
+        return Run(
+            repo=repo,
+            experiment=experiment,
+            system_tracking_interval=None,
+            capture_terminal_logs=False,
+            log_system_params=False,
+        )
+
+
+def track_point(
+    run: Run,
+    value: float,
+    name: str,
+    step: int,
+    epoch: int | None,
+    context: dict[str, Any],
+    time: float,
+) -> None:
+    """Track one point with its original timestamp (public `track` stamps "now").
+
+    `time=None` (a source with no time at all) falls back to now, as `track` would.
+    """
+    if time is None:
+        time = dt.datetime.now(dt.UTC).timestamp()
+    run._tracker._track(value, time, name, step, epoch, context=context)
+
+
+def close_run(run: Run, end_time: float | None) -> None:
+    """Close the run with our end time: `close()` would stamp the import time as the end."""
+    resources = run._resources
+    if resources is not None and end_time is not None and math.isfinite(end_time):
+        tree = resources.meta_run_tree
+
+        def _set_end_time() -> None:
+            tree["end_time"] = end_time
+
+        resources.set_run_end_time = _set_end_time
+    run.close()
+
+
+def set_creation_time(run: Run, when: dt.datetime) -> None:
+    """Write the original creation time into the structured DB, which has no SDK setter for it.
+
+    Aim keeps it as naive UTC in the `run` table; `run.creation_time` and the UI read it there.
+    Done through the run's own session, so later name and tag updates (which commit that session)
+    do not write the old value back.
+    """
+    from aim.storage.structured.sql_engine.entities import session_commit_or_flush
+
+    props = run.props
+    props._model.created_at = when.astimezone(dt.UTC).replace(tzinfo=None)
+    session_commit_or_flush(props._session)
+
+
+def index_runs(repo: Repo, run_hashes: list[str]) -> None:
+    """Make finished runs visible to `Repo.iter_runs()` and `aim runs ls` without `aim up`."""
+    manager = RepoIndexManager.get_index_manager(repo)
+    for run_hash in run_hashes:
+        manager.index(run_hash)
+
+
+def delete_run(repo: Repo, run_hash: str) -> bool:
+    return repo.delete_run(run_hash)
+
+
+def read_provenance(repo: Repo, run_hash: str) -> dict[str, Any] | None:
+    """The `etl` param of a run written earlier, read from its own chunk (no index needed).
+
+    `complete` is true only when the run was also closed (it has an end time): a process killed
+    between writing provenance and closing leaves a run that must be rewritten.
+    """
+    if not run_exists(repo, run_hash):
+        return None
+    tree = repo.request_tree("meta", run_hash, read_only=True, skip_read_optimization=True).subtree("meta")
+    run_tree = tree.subtree(("chunks", run_hash))
+    try:
+        provenance = run_tree.subtree("attrs").collect("etl")
+    except KeyError:
+        return None
+    if not isinstance(provenance, dict):
+        return None
+    try:
+        ended = run_tree["end_time"] is not None
+    except KeyError:
+        ended = False
+    return {**provenance, "complete": bool(provenance.get("complete")) and ended}
+
+
+def iter_provenance(repo: Repo) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(run hash, `etl` param) of every run this tool wrote: what a lost ledger is rebuilt from."""
+    chunks = Path(repo.path) / "meta" / "chunks"
+    if not chunks.is_dir():
+        return
+    for entry in sorted(chunks.iterdir()):
+        provenance = read_provenance(repo, entry.name)
+        if provenance:
+            yield entry.name, provenance
