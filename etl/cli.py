@@ -30,20 +30,59 @@ def import_options(f):
     """Options shared by every command that imports (`migrate` today, `sync` next), declared once."""
     options = [
         click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)),
-        click.option("--repo", default=".", show_default=True, help="Aim repo path, as Aim's CLI takes it (`PATH` holds `.aim`)."),
-        click.option("--ledger", type=click.Path(path_type=Path), help="Ledger file [default: beside the repo's .aim]."),
+        click.option(
+            "--repo", default=".", show_default=True, help="Aim repo path, as Aim's CLI takes it (`PATH` holds `.aim`)."
+        ),
+        click.option(
+            "--ledger", type=click.Path(path_type=Path), help="Ledger file [default: beside the repo's .aim]."
+        ),
         click.option("--dry-run", is_flag=True, help="Create and change nothing; print what would happen."),
-        click.option("--report", "report_path", type=click.Path(path_type=Path), help="Also write the report: .json or .md."),
-        click.option("--format", "format_", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True, help="Reader for every file, instead of detecting it."),
+        click.option(
+            "--report", "report_path", type=click.Path(path_type=Path), help="Also write the report: .json or .md."
+        ),
+        click.option(
+            "--format",
+            "format_",
+            type=click.Choice(["auto", *FORMATS]),
+            default="auto",
+            show_default=True,
+            help="Reader for every file, instead of detecting it.",
+        ),
         click.option("--experiment", help="Put every run in this experiment."),
-        click.option("--experiment-field", multiple=True, help="Record field naming the experiment (repeatable; replaces the defaults)."),
-        click.option("--id-field", multiple=True, help="Record field holding the run id (repeatable; replaces the defaults)."),
-        click.option("--name-field", multiple=True, help="Record field holding the run name (repeatable; replaces the defaults)."),
-        click.option("--metric-pattern", multiple=True, help="Regex: flat numeric fields whose names match are metrics (adds to the defaults)."),
-        click.option("--param-pattern", multiple=True, help="Regex: fields whose names match are always params, never metrics."),
-        click.option("--no-contexts", is_flag=True, help="Keep train_/val_/test_/eval_ prefixes in metric names instead of Aim contexts."),
-        click.option("--keyed-results", type=click.Choice([KEYED_AS_RUNS, KEYED_AS_CONTEXT]), default=KEYED_AS_RUNS, show_default=True, help="A JSON dict keyed by method/model: one run per entry, or one run with a `method` context."),
-        click.option("--timezone", default="UTC", show_default=True, help="Timezone of timestamps written without one."),
+        click.option(
+            "--experiment-field",
+            multiple=True,
+            help="Record field naming the experiment (repeatable; replaces the defaults).",
+        ),
+        click.option(
+            "--id-field", multiple=True, help="Record field holding the run id (repeatable; replaces the defaults)."
+        ),
+        click.option(
+            "--name-field", multiple=True, help="Record field holding the run name (repeatable; replaces the defaults)."
+        ),
+        click.option(
+            "--metric-pattern",
+            multiple=True,
+            help="Regex: flat numeric fields whose names match are metrics (adds to the defaults).",
+        ),
+        click.option(
+            "--param-pattern", multiple=True, help="Regex: fields whose names match are always params, never metrics."
+        ),
+        click.option(
+            "--no-contexts",
+            is_flag=True,
+            help="Keep train_/val_/test_/eval_ prefixes in metric names instead of Aim contexts.",
+        ),
+        click.option(
+            "--keyed-results",
+            type=click.Choice([KEYED_AS_RUNS, KEYED_AS_CONTEXT]),
+            default=KEYED_AS_RUNS,
+            show_default=True,
+            help="A JSON dict keyed by method/model: one run per entry, or one run with a `method` context.",
+        ),
+        click.option(
+            "--timezone", default="UTC", show_default=True, help="Timezone of timestamps written without one."
+        ),
         click.option("--quiet", "-q", is_flag=True, help="No progress and no report on the terminal."),
     ]
     for option in reversed(options):
@@ -75,8 +114,15 @@ def _run_import(command, sources, repo, ledger, dry_run, report_path, format_, q
     with _progress(quiet) as progress:
         try:
             report = pipeline.migrate(
-                list(sources), repo, ledger=ledger, dry_run=dry_run, rules=rules, format=format_, keyed=keyed,
-                progress=progress, command=command,
+                list(sources),
+                repo,
+                ledger=ledger,
+                dry_run=dry_run,
+                rules=rules,
+                format=format_,
+                keyed=keyed,
+                progress=progress,
+                command=command,
             )
         except EtlError as exc:
             raise click.ClickException(str(exc)) from exc
@@ -135,7 +181,8 @@ class _progress:
 def _update_bar(bar, progress: pipeline.Progress) -> None:
     bar.update(progress.records - bar.n)
     seconds = max(progress.seconds, 1e-9)
-    bar.set_postfix_str(f"{progress.runs} runs ({progress.runs / seconds:.0f}/s), {progress.points} points ({progress.points / seconds:.0f}/s)")
+    runs, points = progress.runs, progress.points
+    bar.set_postfix_str(f"{runs} runs ({runs / seconds:.0f}/s), {points} points ({points / seconds:.0f}/s)")
 
 
 def _emit(report: SyncReport, report_path: Path | None, quiet: bool) -> None:

@@ -48,12 +48,26 @@ NAME_FIELDS = ("run_name", "name", "label", "title")
 # Used for the run name only when a record has neither a name nor an id (an evaluation summary's entries).
 NAME_FALLBACKS = ("method", "model")
 TIME_FIELDS = (
-    "timestamp", "created_at", "created", "start_time", "started_at", "started_utc", "started",
-    "datetime", "date", "time",
+    "timestamp",
+    "created_at",
+    "created",
+    "start_time",
+    "started_at",
+    "started_utc",
+    "started",
+    "datetime",
+    "date",
+    "time",
 )
 END_FIELDS = ("end_time", "ended_at", "stop_time", "stopped_at", "finished_at", "completed_at")
 DURATION_FIELDS = (
-    "duration_s", "duration_sec", "duration_seconds", "duration", "wall_time_s", "elapsed_s", "elapsed",
+    "duration_s",
+    "duration_sec",
+    "duration_seconds",
+    "duration",
+    "wall_time_s",
+    "elapsed_s",
+    "elapsed",
     "time_total_s",
 )
 HPARAM_SECTIONS = ("config", "hparams", "params", "hyperparameters", "args", "configuration")
@@ -62,8 +76,22 @@ HISTORY_SECTIONS = ("history", "per_epoch", "epochs", "curves", "training_histor
 TAG_FIELDS = ("tags", "tag", "labels", "keywords")
 # Top-level strings of a flat record that describe the run rather than configure it.
 META_FIELDS = (
-    "notes", "note", "description", "comment", "status", "command", "cmd", "host", "hostname", "git_sha",
-    "git_commit", "commit", "device", "message", "level", "event_type",
+    "notes",
+    "note",
+    "description",
+    "comment",
+    "status",
+    "command",
+    "cmd",
+    "host",
+    "hostname",
+    "git_sha",
+    "git_commit",
+    "commit",
+    "device",
+    "message",
+    "level",
+    "event_type",
 )
 SUBSETS = ("train", "training", "val", "valid", "validation", "test", "eval", "dev")
 METRIC_PATTERNS = (
@@ -125,7 +153,9 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
     keys = {k.lower(): k for k in data}
     used: set[str] = set()
 
-    def take(names: tuple[str, ...], source: dict[str, Any] = data, lowered: dict[str, str] = keys) -> tuple[str | None, Any]:
+    def take(
+        names: tuple[str, ...], source: dict[str, Any] = data, lowered: dict[str, str] = keys
+    ) -> tuple[str | None, Any]:
         for name in names:
             key = lowered.get(name.lower())
             if key is not None and source[key] is not None:
@@ -133,14 +163,16 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
         return None, None
 
     metric_re = re.compile("|".join(f"(?:{p})" for p in rules.metric_patterns), re.IGNORECASE)
-    param_re = re.compile("|".join(f"(?:{p})" for p in rules.param_patterns), re.IGNORECASE) if rules.param_patterns else None
+    param_re = (
+        re.compile("|".join(f"(?:{p})" for p in rules.param_patterns), re.IGNORECASE) if rules.param_patterns else None
+    )
 
     def is_metric_name(name: str) -> bool:
         return bool(metric_re.search(name)) and not (param_re and param_re.search(name))
 
     id_key, record_id = take(rules.id_fields)
     if isinstance(record_id, dict | list):
-        id_key, record_id = None, None
+        record_id = None
 
     hparams: dict[str, Any] = {}
     hp_key, hp_value = take(HPARAM_SECTIONS)
@@ -184,8 +216,15 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
     # Fields that name, date or describe the run are kept under `meta`, never taken for hparams.
     descriptive = {
         n.lower()
-        for n in (*META_FIELDS, *rules.id_fields, *rules.experiment_fields, *rules.name_fields,
-                  *rules.time_fields, *END_FIELDS, *DURATION_FIELDS)
+        for n in (
+            *META_FIELDS,
+            *rules.id_fields,
+            *rules.experiment_fields,
+            *rules.name_fields,
+            *rules.time_fields,
+            *END_FIELDS,
+            *DURATION_FIELDS,
+        )
     }
     for key, value in data.items():
         if key in used:
@@ -266,12 +305,22 @@ class _Points:
         for key, value in results.items():
             if _is_number(value):
                 self.add_scalar(key, value, context)
-            elif isinstance(value, dict) and value and self.contexts and key.lower() in SUBSETS and "subset" not in context:
+            elif (
+                isinstance(value, dict)
+                and value
+                and self.contexts
+                and key.lower() in SUBSETS
+                and "subset" not in context
+            ):
                 inner = self.add_results(value, {**context, "subset": key})
                 if inner:
                     leftovers[key] = inner
-            elif isinstance(value, dict) and value and self.contexts and "method" not in context and all(
-                _is_number(v) for v in value.values()
+            elif (
+                isinstance(value, dict)
+                and value
+                and self.contexts
+                and "method" not in context
+                and all(_is_number(v) for v in value.values())
             ):
                 self.add_results(value, {**context, "method": key})
             else:
@@ -334,7 +383,9 @@ def _context_json(context: dict[str, str]) -> str:
     return orjson.dumps(context, option=orjson.OPT_SORT_KEYS).decode() if context else NO_CONTEXT
 
 
-def _first_time(data: dict[str, Any], keys: dict[str, str], names: tuple[str, ...], tz: str) -> tuple[dt.datetime | None, bool]:
+def _first_time(
+    data: dict[str, Any], keys: dict[str, str], names: tuple[str, ...], tz: str
+) -> tuple[dt.datetime | None, bool]:
     for name in names:
         key = keys.get(name.lower())
         if key is not None:

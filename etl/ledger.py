@@ -92,9 +92,7 @@ class Ledger:
                 self._db = sqlite3.connect(path)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.executescript(_SCHEMA)
-                self._db.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-                )
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 self._db.commit()
             version = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
@@ -149,10 +147,7 @@ class Ledger:
                 "content_hash=excluded.content_hash, run_hash=excluded.run_hash, source=excluded.source, "
                 "locator=excluded.locator, batch_id=excluded.batch_id, state=excluded.state, "
                 "updated_at=excluded.updated_at",
-                [
-                    (e.run_key, e.content_hash, e.run_hash, e.source, e.locator, batch_id, e.state, now)
-                    for e in entries
-                ],
+                [(e.run_key, e.content_hash, e.run_hash, e.source, e.locator, batch_id, e.state, now) for e in entries],
             )
 
     def batches(self) -> list[dict[str, object]]:
@@ -161,8 +156,12 @@ class Ledger:
         )
         return [
             {
-                "batch": b, "command": c, "started_at": s, "finished_at": f,
-                "sources": json.loads(src), "summary": json.loads(summ) if summ else None,
+                "batch": b,
+                "command": c,
+                "started_at": s,
+                "finished_at": f,
+                "sources": json.loads(src),
+                "summary": json.loads(summ) if summ else None,
             }
             for b, c, s, f, src, summ in rows
         ]

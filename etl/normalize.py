@@ -40,7 +40,20 @@ EPOCH = "epoch"
 VALUE = "value"
 TIME = "time"
 
-RUN_COLUMNS = (RUN_KEY, CONTENT_HASH, SOURCE, LOCATOR, FORMAT, EXPERIMENT, NAME, CREATED_AT, ENDED_AT, HPARAMS, TAGS, META)
+RUN_COLUMNS = (
+    RUN_KEY,
+    CONTENT_HASH,
+    SOURCE,
+    LOCATOR,
+    FORMAT,
+    EXPERIMENT,
+    NAME,
+    CREATED_AT,
+    ENDED_AT,
+    HPARAMS,
+    TAGS,
+    META,
+)
 METRIC_COLUMNS = (RUN_KEY, NAME, CONTEXT, STEP, EPOCH, VALUE, TIME)
 
 
@@ -109,12 +122,26 @@ class Normalizer:
             key, occurrence = self.run_key(record.source, item.record_id, digest)
             if occurrence > 1:
                 reruns.append(
-                    SkippedRecord(record.source, record.locator, f"re-run of id {item.record_id!r} (occurrence {occurrence})")
+                    SkippedRecord(
+                        record.source, record.locator, f"re-run of id {item.record_id!r} (occurrence {occurrence})"
+                    )
                 )
             naive += item.naive_time
             runs.append(
-                (key, digest, record.source, record.locator, record.format, item.experiment, item.name,
-                 item.created_at, item.ended_at, item.hparams, item.tags, item.meta)
+                (
+                    key,
+                    digest,
+                    record.source,
+                    record.locator,
+                    record.format,
+                    item.experiment,
+                    item.name,
+                    item.created_at,
+                    item.ended_at,
+                    item.hparams,
+                    item.tags,
+                    item.meta,
+                )
             )
             for name, context, step, epoch, value, time in item.points:
                 points[RUN_KEY].append(key)
@@ -153,7 +180,9 @@ def check_runs(frame: pd.DataFrame) -> pd.DataFrame:
     """The contract, asserted at the boundary so a reader that drifts fails here, not in Aim."""
     if tuple(frame.columns) != RUN_COLUMNS:
         raise ValueError(f"runs frame columns {tuple(frame.columns)} != {RUN_COLUMNS}")
-    if frame[RUN_KEY].duplicated().any() and not frame[[RUN_KEY, CONTENT_HASH]].duplicated().equals(frame[RUN_KEY].duplicated()):
+    if frame[RUN_KEY].duplicated().any() and not frame[[RUN_KEY, CONTENT_HASH]].duplicated().equals(
+        frame[RUN_KEY].duplicated()
+    ):
         raise ValueError("runs frame: one run_key with two different contents")
     return frame
 

@@ -146,7 +146,9 @@ class _Job:
             self.write(frames, plan)
         if self.progress is not None:
             self.progress(
-                Progress(self.records, self.report.runs_written, self.report.points_written, time.monotonic() - self.started)
+                Progress(
+                    self.records, self.report.runs_written, self.report.points_written, time.monotonic() - self.started
+                )
             )
 
     def write(self, frames: Frames, plan) -> None:

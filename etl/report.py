@@ -139,7 +139,8 @@ class SyncReport:
             "duplicates": [i.as_dict() for i in self.duplicates],
             "reruns": [i.as_dict() for i in self.reruns],
             "hparams": {
-                key: {"types": dict(kinds), "varies": len(kinds) > 1} for key, kinds in sorted(self.hparam_types.items())
+                key: {"types": dict(kinds), "varies": len(kinds) > 1}
+                for key, kinds in sorted(self.hparam_types.items())
             },
             "metrics": [
                 {"name": name, "context": orjson.loads(context), "points": count}
@@ -158,20 +159,30 @@ class SyncReport:
         out += ["| " + " | ".join(str(s[k]) for k in SUMMARY_KEYS) + " |", ""]
         if self.naive_timestamps:
             out += [f"{self.naive_timestamps} timestamps had no timezone and were read as {self.timezone}.", ""]
-        out += ["## Files", "", "| file | format | records | new | changed | unchanged | duplicate | invalid | skipped |"]
+        out += [
+            "## Files",
+            "",
+            "| file | format | records | new | changed | unchanged | duplicate | invalid | skipped |",
+        ]
         out += ["|---|---|---|---|---|---|---|---|---|"]
         for f in self.files.values():
             out.append(
                 f"| `{_md(f.source)}` | {f.format or '-'} | {f.records} | {f.new} | {f.changed} | {f.unchanged} "
                 f"| {f.duplicate} | {f.invalid} | {f.skipped} |"
             )
-        for title, issues in (("Invalid", self.invalid), ("Skipped", self.skipped), ("Duplicates", self.duplicates), ("Re-runs", self.reruns)):
+        for title, issues in (
+            ("Invalid", self.invalid),
+            ("Skipped", self.skipped),
+            ("Duplicates", self.duplicates),
+            ("Re-runs", self.reruns),
+        ):
             if issues:
                 out += ["", f"## {title}", ""]
                 out += [f"- `{_md(i.source)}` {i.locator}: {_md(i.reason)}" for i in issues]
         out += ["", "## Hyperparameters", "", "| key | types | varies |", "|---|---|---|"]
         for key, kinds in sorted(self.hparam_types.items()):
-            out.append(f"| `{_md(key)}` | {', '.join(f'{k} ({n})' for k, n in kinds.items())} | {'yes' if len(kinds) > 1 else ''} |")
+            types = ", ".join(f"{k} ({n})" for k, n in kinds.items())
+            out.append(f"| `{_md(key)}` | {types} | {'yes' if len(kinds) > 1 else ''} |")
         out += ["", "## Metrics", "", "| name | context | points |", "|---|---|---|"]
         for (name, context), count in sorted(self.metric_points.items()):
             out.append(f"| `{_md(name)}` | `{context}` | {count} |")
@@ -194,7 +205,12 @@ class SyncReport:
                 f"{f.source:<{width}}  {f.records:>7}  {f.new:>3}  {f.changed:>7}  {f.unchanged:>9}  {f.duplicate:>3}  "
                 f"{f.invalid:>7}  {f.skipped:>7}"
             )
-        for title, issues in (("invalid", self.invalid), ("skipped", self.skipped), ("duplicates", self.duplicates), ("re-runs", self.reruns)):
+        for title, issues in (
+            ("invalid", self.invalid),
+            ("skipped", self.skipped),
+            ("duplicates", self.duplicates),
+            ("re-runs", self.reruns),
+        ):
             if issues:
                 out.append(f"{title}:")
                 out += [f"  {i.source}:{i.locator.removeprefix('line ')}: {i.reason}" for i in issues[:limit]]
@@ -202,9 +218,14 @@ class SyncReport:
                     out.append(f"  ... and {len(issues) - limit} more (see --report FILE.json)")
         if self.hparam_types:
             varying = [k for k, kinds in self.hparam_types.items() if len(kinds) > 1]
-            out.append(f"hparams: {len(self.hparam_types)} keys" + (f"; types vary for: {', '.join(sorted(varying)[:limit])}" if varying else ""))
+            out.append(
+                f"hparams: {len(self.hparam_types)} keys"
+                + (f"; types vary for: {', '.join(sorted(varying)[:limit])}" if varying else "")
+            )
         if self.metric_points:
-            out.append(f"metrics: {len(self.metric_points)} series names/contexts, {sum(self.metric_points.values())} points")
+            out.append(
+                f"metrics: {len(self.metric_points)} series names/contexts, {sum(self.metric_points.values())} points"
+            )
         return "\n".join(out)
 
 

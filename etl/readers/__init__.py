@@ -31,7 +31,9 @@ __all__ = [
 READERS: dict[str, Callable[..., Iterator[Record | BadRecord]]] = {JSONL: read_jsonl, JSON: read_json}
 
 # Folders that hold no experiment records of their own: an Aim repo, VCS and tool caches.
-_UNWALKED_DIRS = frozenset({".aim", ".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "node_modules", ".ipynb_checkpoints"})
+_UNWALKED_DIRS = frozenset(
+    {".aim", ".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "node_modules", ".ipynb_checkpoints"}
+)
 
 
 class SourceFile:

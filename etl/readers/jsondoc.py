@@ -21,7 +21,19 @@ from etl.readers.record import Record
 RECORD_LIST_KEYS = ("results", "trials", "runs", "experiments", "records", "entries")
 # Keys that make a dict a run document rather than an evaluation summary keyed by method.
 _RUN_DOCUMENT_KEYS = frozenset(
-    {"config", "params", "hparams", "args", "results", "metrics", "history", "timestamp", "run_id", "experiment_id", "id"}
+    {
+        "config",
+        "params",
+        "hparams",
+        "args",
+        "results",
+        "metrics",
+        "history",
+        "timestamp",
+        "run_id",
+        "experiment_id",
+        "id",
+    }
 )
 
 KEYED_AS_RUNS = "runs"
@@ -73,9 +85,7 @@ def _is_keyed_summary(document: dict[str, Any]) -> bool:
     """Every value a dict holding at least one number directly, and no key of a run document."""
     if len(document) < 2 or _RUN_DOCUMENT_KEYS & {k.lower() for k in document}:
         return False
-    return all(
-        isinstance(value, dict) and any(_is_number(v) for v in value.values()) for value in document.values()
-    )
+    return all(isinstance(value, dict) and any(_is_number(v) for v in value.values()) for value in document.values())
 
 
 def _is_number(value: Any) -> bool:
