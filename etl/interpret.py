@@ -237,7 +237,8 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
         else:
             hparams[key] = value
 
-    if not builder.points and not _has_number(data) and not (hp_key in used and hparams):
+    points = builder.finish()
+    if not points and not _has_number(data) and not (hp_key in used and hparams):
         raise NotAnExperiment("not an experiment: no hyperparameters and not one number")
 
     parent = record.parent
@@ -274,7 +275,7 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
         hparams=hparams,
         tags=list(dict.fromkeys(tags)),
         meta=meta,
-        points=builder.points,
+        points=points,
     )
 
 
@@ -284,6 +285,7 @@ class _Points:
     def __init__(self, contexts: bool) -> None:
         self.contexts = contexts
         self.points: list[tuple[str, str, int, int | None, float, float]] = []
+        self.scalars: list[tuple[str, dict[str, str], Any]] = []
 
     def split(self, name: str, context: dict[str, str]) -> tuple[str, dict[str, str]]:
         if self.contexts and "subset" not in context:
@@ -297,7 +299,20 @@ class _Points:
         self.points.append((name, _context_json(context), step, epoch, float(value), time))
 
     def add_scalar(self, name: str, value: Any, context: dict[str, str] | None = None) -> None:
-        self.add(name, context or {}, 0, None, value, math.nan)
+        name, context = self.split(name, context or {})
+        self.scalars.append((name, context, value))
+
+    def finish(self) -> list[tuple[str, str, int, int | None, float, float]]:
+        """Scalars at step 0, after the series: a final `val.p10` and a per-epoch `val_p10` history
+        name the same series, and step 0 cannot hold both. Such a scalar gets the extra context
+        `{"source": "results"}` instead of overwriting (or being overwritten by) epoch 0."""
+        series = {(name, context) for name, context, *_ in self.points}
+        for name, context, value in self.scalars:
+            if (name, _context_json(context)) in series:
+                context = {**context, "source": "results"}
+            self.points.append((name, _context_json(context), 0, None, float(value), math.nan))
+        self.scalars = []
+        return self.points
 
     def add_results(self, results: dict[str, Any], context: dict[str, str] | None = None) -> dict[str, Any]:
         context = context or {}

@@ -76,10 +76,12 @@ class RunSpec:
 def map_runs(frames: Frames, run_hashes: dict[str, str], batch: str) -> Iterator[RunSpec]:
     """One spec per row of `frames.runs` whose key is in `run_hashes` (the runs the plan will write)."""
     series_by_run = _series_by_run(frames.metrics, set(run_hashes))
+    mapped: set[str] = set()
     for row in frames.runs.itertuples(index=False):
         key = getattr(row, RUN_KEY)
-        if key not in run_hashes:
+        if key not in run_hashes or key in mapped:  # an exact duplicate line shares its original's key
             continue
+        mapped.add(key)
         created = _datetime(getattr(row, CREATED_AT))
         series = series_by_run.get(key, ())
         fallback_time = created.timestamp() if created else None

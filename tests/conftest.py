@@ -1,0 +1,59 @@
+"""Shared fixtures: the shared corpus (skipped, with the reason, when absent), real Aim repos in tmp_path."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from etl.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+TEST_FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def corpus_dir() -> Path:
+    return Path(os.environ.get("AIM_ETL_CORPUS", ROOT.parent / "shared" / "corpus"))
+
+
+@pytest.fixture
+def corpus() -> Path:
+    path = corpus_dir()
+    if not path.is_dir():
+        pytest.skip(f"shared corpus not found at {path} (set AIM_ETL_CORPUS to its folder)")
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return tmp_path / "repo"
+
+
+def run_cli(*args: str | Path):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def aim_runs(repo: Path) -> dict:
+    """name -> run (read-only), read back with Aim's own SDK through a fresh Repo."""
+    from aim import Repo
+
+    return {run.hash: run for run in Repo.from_path(str(repo)).iter_runs()}
+
+
+def series(run) -> dict:
+    """(name, context items) -> list of (step, value, epoch, time), sorted by step."""
+    out = {}
+    for metric in run.metrics():
+        steps, (values, epochs, times) = metric.data.items_list()
+        key = (metric.name, tuple(sorted(metric.context.to_dict().items())))
+        out[key] = sorted(zip(steps, values, epochs, times, strict=True))
+    return out
+
+
+def same_number(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or a == b or math.isclose(a, b, rel_tol=1e-12)
