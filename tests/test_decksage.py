@@ -54,24 +54,33 @@ def test_every_line_and_every_file_is_accounted_for(decksage_import):
 
 def test_bare_infinity_is_a_metric_value(decksage_import):
     _, repo, _, _ = decksage_import
-    runs = [r for r in aim_runs(repo).values() if r["etl"]["locator"] == "line 37"
-            and r["etl"]["source"].endswith("experiments/EXPERIMENT_LOG_CANONICAL.jsonl")
-            and "_versions" not in r["etl"]["source"]]
+    runs = [
+        r
+        for r in aim_runs(repo).values()
+        if r["etl"]["locator"] == "line 37"
+        and r["etl"]["source"].endswith("experiments/EXPERIMENT_LOG_CANONICAL.jsonl")
+        and "_versions" not in r["etl"]["source"]
+    ]
     assert len(runs) == 1
     assert series(runs[0])[("mrr", ())][0][1] == float("inf")
 
 
 def test_logger_events_without_numbers_are_skipped_with_a_reason(decksage_import):
     _, _, _, report = decksage_import
-    canonical = [s for s in report["skipped"] if s["source"].endswith("/experiments/EXPERIMENT_LOG_CANONICAL.jsonl")
-                 and "_versions" not in s["source"]]
+    canonical = [
+        s
+        for s in report["skipped"]
+        if s["source"].endswith("/experiments/EXPERIMENT_LOG_CANONICAL.jsonl") and "_versions" not in s["source"]
+    ]
     assert len(canonical) == 462  # the events whose `metrics` is {}
     assert {s["reason"] for s in canonical} == {"not an experiment: no hyperparameters and not one number"}
 
 
 def test_timestamps_with_z_offset_naive_and_date_only(decksage_import):
     _, repo, _, report = decksage_import
-    by_place = {(r["etl"]["source"].split("arclabs561__decksage/")[1], r["etl"]["locator"]): r for r in aim_runs(repo).values()}
+    by_place = {
+        (r["etl"]["source"].split("arclabs561__decksage/")[1], r["etl"]["locator"]): r for r in aim_runs(repo).values()
+    }
     # `...Z` (logger events) and `+00:00` (run records) are the same instant format
     z = by_place[("experiments/EXPERIMENT_LOG_CANONICAL.jsonl", "line 37")]
     assert z.creation_time == pytest.approx(1767580202.768953)  # 2026-01-05T02:30:02.768953Z

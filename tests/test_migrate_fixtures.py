@@ -36,7 +36,11 @@ def test_first_migration_writes_every_valid_run_and_exits_3_for_the_invalid_ones
     assert summary["duplicate"] == 1
     assert summary["invalid"] == 3
     invalid = {(i["source"].rsplit("/", 1)[-1], i["locator"]) for i in report["invalid"]}
-    assert invalid == {("EXPERIMENT_LOG.jsonl", "line 18"), ("EXPERIMENT_LOG.jsonl", "line 36"), ("broken_eval.json", "line 13")}
+    assert invalid == {
+        ("EXPERIMENT_LOG.jsonl", "line 18"),
+        ("EXPERIMENT_LOG.jsonl", "line 36"),
+        ("broken_eval.json", "line 13"),
+    }
     torn = next(i for i in report["invalid"] if i["locator"] == "line 36")
     assert torn["reason"].startswith("torn last line")
     assert summary["points_written"] == sum(len(p) for r in runs.values() for p in series(r).values())
@@ -149,7 +153,9 @@ def test_rerun_and_record_without_id_are_both_imported(migrated, repo):
 
 
 def test_every_number_of_every_record_is_in_aim(migrated, repo):
-    runs = {r["etl"]["locator"]: r for r in aim_runs(repo).values() if r["etl"]["source"].endswith("EXPERIMENT_LOG.jsonl")}
+    runs = {
+        r["etl"]["locator"]: r for r in aim_runs(repo).values() if r["etl"]["source"].endswith("EXPERIMENT_LOG.jsonl")
+    }
     for lineno, text in enumerate(log_lines(), start=1):
         if lineno not in (18, 27, 36):
             record = json.loads(text)
