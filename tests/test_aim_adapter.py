@@ -19,7 +19,7 @@ def test_tested_aim_version_is_installed():
 def test_a_run_created_with_our_hash_times_and_no_system_tracking(repo):
     store = aim_adapter.open_repo(repo)
     run_hash = run_hash_for("experiments/log.jsonl#exp_1")
-    created = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
+    created = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
     run = aim_adapter.create_run(store, run_hash, "node2vec")
     aim_adapter.set_creation_time(run, created)
     run.name = "exp_1"  # commits the run's session again: must not write the old creation time back
