@@ -124,15 +124,18 @@ class _Job:
     def read_file(self, source: SourceFile, keyed: str) -> None:
         stats = self.report.file(source.source, source.format)
         chunk: list[Record] = []
-        for item in read_file(source, keyed=keyed):
-            self.records += 1
-            if isinstance(item, BadRecord):
-                self.report.add_invalid(item.source, item.locator, item.reason)
-                continue
-            chunk.append(item)
-            if len(chunk) >= self.chunk_size:
-                self.process(chunk)
-                chunk = []
+        try:
+            for item in read_file(source, keyed=keyed):
+                self.records += 1
+                if isinstance(item, BadRecord):
+                    self.report.add_invalid(item.source, item.locator, item.reason)
+                    continue
+                chunk.append(item)
+                if len(chunk) >= self.chunk_size:
+                    self.process(chunk)
+                    chunk = []
+        except OSError as exc:  # unreadable file: say so, keep what was read, go on with the others
+            self.report.add_invalid(source.source, "file", f"cannot read: {exc.strerror or exc}")
         if chunk:
             self.process(chunk)
         if stats.records == 0:

@@ -88,3 +88,4 @@ def test_experiment_flag_and_no_contexts(repo):
 def test_python_dash_m_runs_the_cli():
     done = subprocess.run([sys.executable, "-m", "etl", "--version"], capture_output=True, text=True, check=True)
     assert done.stdout.startswith("aim-etl, version")
+
