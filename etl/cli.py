@@ -7,6 +7,7 @@ Exit codes: 0 all done; 3 done, but some records or files were invalid (all are 
 from __future__ import annotations
 
 import functools
+import shutil
 import sys
 from pathlib import Path
 
@@ -170,7 +171,9 @@ class _progress:
             return None
         from tqdm import tqdm
 
-        self.bar = tqdm(unit=" records", file=sys.stderr, leave=False, dynamic_ncols=True)
+        # A terminal that reports 0 columns (a bare pty) would make tqdm print nothing at all.
+        columns = shutil.get_terminal_size().columns or 100
+        self.bar = tqdm(unit=" records", file=sys.stderr, leave=False, ncols=columns)
         return functools.partial(_update_bar, self.bar)
 
     def __exit__(self, *exc) -> None:

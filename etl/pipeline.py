@@ -120,6 +120,8 @@ class _Job:
         self.ledger: Ledger | None = None
         self.writer = None
         self.records = 0
+        self.live_runs = 0
+        self.live_points = 0
 
     def read_file(self, source: SourceFile, keyed: str) -> None:
         stats = self.report.file(source.source, source.format)
@@ -147,12 +149,15 @@ class _Job:
         self.report.add_chunk(frames, plan)
         if self.writer is not None:
             self.write(frames, plan)
+        self._tick()
+
+    def _tick(self, spec=None) -> None:
+        """Progress after every chunk, and after every run written (a chunk of new runs can take a minute)."""
+        if spec is not None:
+            self.live_runs += 1
+            self.live_points += spec.points
         if self.progress is not None:
-            self.progress(
-                Progress(
-                    self.records, self.report.runs_written, self.report.points_written, time.monotonic() - self.started
-                )
-            )
+            self.progress(Progress(self.records, self.live_runs, self.live_points, time.monotonic() - self.started))
 
     def write(self, frames: Frames, plan) -> None:
         specs = list(map_runs(frames, plan.to_write(), self.report.batch))
@@ -160,7 +165,7 @@ class _Job:
             return
         self.ledger.record((_entry(s, WRITING) for s in specs), self.report.batch)
         try:
-            result = self.writer.write(specs)
+            result = self.writer.write(specs, on_run=self._tick)
         except Exception as exc:  # noqa: BLE001 - reported with what was committed, then re-raised
             raise StageFailed("write", exc, self.report.runs_written) from exc
         self.ledger.record((_entry(s, DONE) for s in (*result.written, *result.already_present)), self.report.batch)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,11 @@ def test_python_dash_m_runs_the_cli():
     done = subprocess.run([sys.executable, "-m", "etl", "--version"], capture_output=True, text=True, check=True)
     assert done.stdout.startswith("aim-etl, version")
 
+
+
+def test_aims_own_cli_lists_the_imported_runs_at_once(repo):
+    """Runs are indexed by the import: `aim runs ls` sees them without `aim up` having run."""
+    run_cli("migrate", FIXTURES / "results" / "eval_summary.json", "--repo", repo, "-q")
+    aim = Path(sys.executable).parent / "aim"
+    done = subprocess.run([str(aim), "runs", "--repo", str(repo), "ls"], capture_output=True, text=True, check=True)
+    assert "Total 4 runs." in done.stdout
