@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -167,8 +168,8 @@ class SyncReport:
         out += ["|---|---|---|---|---|---|---|---|---|"]
         for f in self.files.values():
             out.append(
-                f"| `{_md(f.source)}` | {f.format or '-'} | {f.records} | {f.new} | {f.changed} | {f.unchanged} "
-                f"| {f.duplicate} | {f.invalid} | {f.skipped} |"
+                f"| `{_md(_shown(f.source))}` | {f.format or '-'} | {f.records} | {f.new} | {f.changed} "
+                f"| {f.unchanged} | {f.duplicate} | {f.invalid} | {f.skipped} |"
             )
         for title, issues in (
             ("Invalid", self.invalid),
@@ -178,7 +179,7 @@ class SyncReport:
         ):
             if issues:
                 out += ["", f"## {title}", ""]
-                out += [f"- `{_md(i.source)}` {i.locator}: {_md(i.reason)}" for i in issues]
+                out += [f"- `{_md(_shown(i.source))}` {i.locator}: {_md(i.reason)}" for i in issues]
         out += ["", "## Hyperparameters", "", "| key | types | varies |", "|---|---|---|"]
         for key, kinds in sorted(self.hparam_types.items()):
             types = ", ".join(f"{k} ({n})" for k, n in kinds.items())
@@ -198,12 +199,12 @@ class SyncReport:
         ]
         if self.naive_timestamps:
             out.append(f"{self.naive_timestamps} timestamps had no timezone and were read as {self.timezone}")
-        width = max((len(f.source) for f in self.files.values()), default=10)
+        width = max((len(_shown(f.source)) for f in self.files.values()), default=10)
         out.append(f"{'file':<{width}}  records  new  changed  unchanged  dup  invalid  skipped")
         for f in self.files.values():
             out.append(
-                f"{f.source:<{width}}  {f.records:>7}  {f.new:>3}  {f.changed:>7}  {f.unchanged:>9}  {f.duplicate:>3}  "
-                f"{f.invalid:>7}  {f.skipped:>7}"
+                f"{_shown(f.source):<{width}}  {f.records:>7}  {f.new:>3}  {f.changed:>7}  {f.unchanged:>9}  "
+                f"{f.duplicate:>3}  {f.invalid:>7}  {f.skipped:>7}"
             )
         for title, issues in (
             ("invalid", self.invalid),
@@ -213,7 +214,7 @@ class SyncReport:
         ):
             if issues:
                 out.append(f"{title}:")
-                out += [f"  {i.source}:{i.locator.removeprefix('line ')}: {i.reason}" for i in issues[:limit]]
+                out += [f"  {_shown(i.source)}:{i.locator.removeprefix('line ')}: {i.reason}" for i in issues[:limit]]
                 if len(issues) > limit:
                     out.append(f"  ... and {len(issues) - limit} more (see --report FILE.json)")
         if self.hparam_types:
@@ -247,6 +248,15 @@ def _leaf_types(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(value, list):
         return [(key, "list")]
     return [(key, "dict")]
+
+
+def _shown(source: str) -> str:
+    """Sources are stable (absolute when outside the repo); on screen, shorter relative to here."""
+    if source.startswith("/"):
+        here = Path.cwd().as_posix() + "/"
+        if source.startswith(here):
+            return source[len(here) :]
+    return source
 
 
 def _md(text: str) -> str:

@@ -64,7 +64,7 @@ def split_document(document: Any, source: str, *, keyed: str = KEYED_AS_RUNS) ->
             return
     if _is_keyed_summary(document):
         if keyed == KEYED_AS_CONTEXT:
-            yield Record(source, "$", "json", {"results_by_method": document})
+            yield Record(source, "$", "json", {"results": document})
         else:
             for key, value in document.items():
                 yield Record(source, f"$.{key}", "json", {"method": key, **value})
