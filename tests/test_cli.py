@@ -98,3 +98,12 @@ def test_aims_own_cli_lists_the_imported_runs_at_once(repo):
     aim = Path(sys.executable).parent / "aim"
     done = subprocess.run([str(aim), "runs", "--repo", str(repo), "ls"], capture_output=True, text=True, check=True)
     assert "Total 4 runs." in done.stdout
+
+
+def test_keyed_results_as_one_run_with_method_contexts(repo):
+    summary = FIXTURES / "results" / "eval_summary.json"
+    run_cli("migrate", summary, "--repo", repo, "--keyed-results", "context", "-q")
+    (run,) = aim_runs(repo).values()
+    expected = json.loads(summary.read_text())
+    got = {(m.name, m.context.to_dict()["method"]): m.values.values_list()[0] for m in run.metrics()}
+    assert got == {(name, method): v for method, metrics in expected.items() for name, v in metrics.items()}
