@@ -107,3 +107,11 @@ def test_keyed_results_as_one_run_with_method_contexts(repo):
     expected = json.loads(summary.read_text())
     got = {(m.name, m.context.to_dict()["method"]): m.values.values_list()[0] for m in run.metrics()}
     assert got == {(name, method): v for method, metrics in expected.items() for name, v in metrics.items()}
+
+
+def test_ledger_can_live_elsewhere(repo, tmp_path):
+    ledger = tmp_path / "state" / "ledger.sqlite"
+    run_cli("migrate", GOOD, "--repo", repo, "--ledger", ledger, "-q")
+    assert ledger.is_file() and not (repo / ".aim-etl-ledger.sqlite").exists()
+    again = run_cli("migrate", GOOD, "--repo", repo, "--ledger", ledger)
+    assert "1 unchanged" in again.output and "0 runs written" in again.output
