@@ -181,7 +181,7 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
         used.add(hp_key)
     structured = hp_key in used
 
-    builder = _Points(rules.contexts)
+    builder = _Points(rules.contexts, rules.timezone)
     meta: dict[str, Any] = {}
 
     res_key, res_value = take(RESULT_SECTIONS)
@@ -282,8 +282,9 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
 class _Points:
     """Collects metric points, turning subset prefixes and subset dicts into contexts."""
 
-    def __init__(self, contexts: bool) -> None:
+    def __init__(self, contexts: bool, timezone: str = "UTC") -> None:
         self.contexts = contexts
+        self.timezone = timezone
         self.points: list[tuple[str, str, int, int | None, float, float]] = []
         self.scalars: list[tuple[str, dict[str, str], Any]] = []
 
@@ -306,11 +307,15 @@ class _Points:
         """Scalars at step 0, after the series: a final `val.p10` and a per-epoch `val_p10` history
         name the same series, and step 0 cannot hold both. Such a scalar gets the extra context
         `{"source": "results"}` instead of overwriting (or being overwritten by) epoch 0."""
-        series = {(name, context) for name, context, *_ in self.points}
+        used = {(name, context) for name, context, *_ in self.points}
         for name, context, value in self.scalars:
-            if (name, _context_json(context)) in series:
-                context = {**context, "source": "results"}
-            self.points.append((name, _context_json(context), 0, None, float(value), math.nan))
+            key = _context_json(context)
+            n = 1
+            while (name, key) in used:  # `val_loss` and `val.loss` in one record also collide
+                tagged = {**context, "source": "results" if n == 1 else f"results#{n}"}
+                key, n = _context_json(tagged), n + 1
+            used.add((name, key))
+            self.points.append((name, key, 0, None, float(value), math.nan))
         self.scalars = []
         return self.points
 
@@ -372,7 +377,7 @@ class _Points:
             time = math.nan
             for name in _POINT_TIME_FIELDS:
                 if name in lowered:
-                    when, _ = parse_timestamp(row[lowered[name]])
+                    when, _ = parse_timestamp(row[lowered[name]], self.timezone)
                     if when is not None:
                         time = when.timestamp()
                         break
