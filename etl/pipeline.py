@@ -19,7 +19,7 @@ from etl.interpret import FieldRules
 from etl.ledger import DONE, WRITING, Ledger, LedgerEntry, default_ledger_path
 from etl.mapper import map_runs
 from etl.normalize import Frames, Normalizer, concat
-from etl.plan import NEW, UNCHANGED, Planner
+from etl.plan import Planner
 from etl.readers import KEYED_AS_RUNS, Record, SourceFile, find_sources, read_file
 from etl.report import SyncReport
 from etl.writers.naming import repo_root
@@ -182,4 +182,4 @@ def _entry(spec, state: str) -> LedgerEntry:
     return LedgerEntry(spec.run_key, spec.content_hash, spec.run_hash, spec.source, spec.locator, state)
 
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "NEW", "UNCHANGED", "Progress", "migrate", "read"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "Progress", "migrate", "read"]

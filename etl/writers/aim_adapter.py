@@ -152,14 +152,3 @@ def read_provenance(repo: Repo, run_hash: str) -> dict[str, Any] | None:
     except KeyError:
         ended = False
     return {**provenance, "complete": bool(provenance.get("complete")) and ended}
-
-
-def iter_provenance(repo: Repo) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(run hash, `etl` param) of every run this tool wrote: what a lost ledger is rebuilt from."""
-    chunks = Path(repo.path) / "meta" / "chunks"
-    if not chunks.is_dir():
-        return
-    for entry in sorted(chunks.iterdir()):
-        provenance = read_provenance(repo, entry.name)
-        if provenance:
-            yield entry.name, provenance
