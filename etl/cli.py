@@ -1,7 +1,7 @@
 """The `aim-etl` command: parses flags, calls `etl.pipeline`, prints the report. Nothing else.
 
 Exit codes: 0 all done; 3 done, but some records or files were invalid (all are in the report);
-2 usage error; 1 failure.
+5 another aim-etl holds the repo (see --wait); 2 usage error; 1 failure.
 """
 
 from __future__ import annotations
@@ -14,29 +14,66 @@ from pathlib import Path
 import click
 
 from etl import __version__, pipeline
-from etl.errors import EtlError
+from etl.errors import EtlError, RepoLocked
 from etl.interpret import FieldRules
+from etl.plan import ON_CHANGE, ON_CHANGE_UPDATE
 from etl.readers import FORMATS, KEYED_AS_CONTEXT, KEYED_AS_RUNS
-from etl.report import EXIT_INVALID, SyncReport
+from etl.report import EXIT_INVALID, EXIT_LOCKED, SyncReport
 
 EXIT_CODES_HELP = """\b
 Exit codes:
   0  all done
   3  done, but some records or files were invalid (all are listed in the report)
+  5  another aim-etl is importing into the repo (waited --wait seconds)
   2  usage error
   1  failure"""
 
 
+wait_option = click.option(
+    "--wait",
+    "lock_wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seconds to wait for another aim-etl working on the same repo (then exit 5).",
+)
+ledger_option = click.option(
+    "--ledger", type=click.Path(path_type=Path), help="Ledger file [default: beside the repo's .aim]."
+)
+repo_option = click.option(
+    "--repo", default=".", show_default=True, help="Aim repo path, as Aim's CLI takes it (`PATH` holds `.aim`)."
+)
+
+
+class Locked(click.ClickException):
+    exit_code = EXIT_LOCKED
+
+
+def _library_errors(func):
+    """Library errors become one-line messages: exit 5 for a held repo, 1 for the rest."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except RepoLocked as exc:
+            raise Locked(str(exc)) from exc
+        except EtlError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
 def import_options(f):
-    """Options shared by every command that imports (`migrate` today, `sync` next), declared once."""
+    """Options shared by the commands that import (`migrate`, `sync`), declared once."""
     options = [
         click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)),
-        click.option(
-            "--repo", default=".", show_default=True, help="Aim repo path, as Aim's CLI takes it (`PATH` holds `.aim`)."
-        ),
-        click.option(
-            "--ledger", type=click.Path(path_type=Path), help="Ledger file [default: beside the repo's .aim]."
-        ),
+        repo_option,
+        ledger_option,
         click.option("--dry-run", is_flag=True, help="Create and change nothing; print what would happen."),
         click.option(
             "--report", "report_path", type=click.Path(path_type=Path), help="Also write the report: .json or .md."
@@ -84,6 +121,14 @@ def import_options(f):
         click.option(
             "--timezone", default="UTC", show_default=True, help="Timezone of timestamps written without one."
         ),
+        click.option(
+            "--on-change",
+            type=click.Choice(ON_CHANGE),
+            default=ON_CHANGE_UPDATE,
+            show_default=True,
+            help="An edited record: rewrite its run in place, leave it, or import it as a new run.",
+        ),
+        wait_option,
         click.option("--quiet", "-q", is_flag=True, help="No progress and no report on the terminal."),
     ]
     for option in reversed(options):
@@ -99,37 +144,78 @@ def cli() -> None:
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @import_options
-def migrate(sources, repo, ledger, dry_run, report_path, format_, quiet, keyed_results, **mapping) -> None:
+def migrate(report_path, quiet, **options) -> None:
     """Import every run found in SOURCES (files or folders, walked recursively) into the Aim repo.
 
     Running it again writes nothing new: each run is keyed by its source and id (or content),
-    and the ledger remembers what was imported.
+    and the ledger remembers what was imported. A torn last line is reported invalid.
     """
-    _run_import("migrate", sources, repo, ledger, dry_run, report_path, format_, quiet, keyed_results, mapping)
-
-
-def _run_import(command, sources, repo, ledger, dry_run, report_path, format_, quiet, keyed, mapping) -> None:
-    if report_path is not None and report_path.suffix.lower() not in (".json", ".md"):
-        raise click.BadParameter("must end in .json or .md", param_hint="--report")
-    rules = _field_rules(mapping)
-    with _progress(quiet) as progress:
-        try:
-            report = pipeline.migrate(
-                list(sources),
-                repo,
-                ledger=ledger,
-                dry_run=dry_run,
-                rules=rules,
-                format=format_,
-                keyed=keyed,
-                progress=progress,
-                command=command,
-            )
-        except EtlError as exc:
-            raise click.ClickException(str(exc)) from exc
-    _emit(report, report_path, quiet)
+    report = _run_import(pipeline.migrate, report_path, quiet, options)
     if report.exit_code == EXIT_INVALID:
         sys.exit(EXIT_INVALID)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@import_options
+@click.option("--watch", is_flag=True, help="Keep following SOURCES, importing what is appended, until interrupted.")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True, help="Seconds between --watch passes."
+)
+def sync(report_path, quiet, watch, interval, **options) -> None:
+    """Import what changed in SOURCES since the last migrate or sync; safe to run any time.
+
+    Unchanged files cost a stat; appended JSONL files are read from where the last sync stopped;
+    rewritten files are read again, unchanged records skipped. A torn last line (a writer is still
+    writing it) is left for the next sync. Edited records update their run in place (--on-change).
+    """
+    if not watch:
+        report = _run_import(pipeline.sync, report_path, quiet, options)
+        if report.exit_code == EXIT_INVALID:
+            sys.exit(EXIT_INVALID)
+        return
+    paths, repo, kwargs = _import_arguments(options)
+    try:
+        for report in _library_errors(pipeline.watch)(paths, repo, interval=interval, **kwargs):
+            summary = report.summary()
+            if not quiet and (summary["runs_written"] or report.invalid or report.pending):
+                click.echo(report.to_text(limit=5))
+            if report_path is not None:
+                _write_report(report, report_path)
+    except KeyboardInterrupt:
+        _say("stopped watching")
+
+
+@_library_errors
+def _run_import(import_fn, report_path, quiet, options) -> SyncReport:
+    if report_path is not None and report_path.suffix.lower() not in (".json", ".md"):
+        raise click.BadParameter("must end in .json or .md", param_hint="--report")
+    paths, repo, kwargs = _import_arguments(options)
+    with _progress(quiet) as progress:
+        report = import_fn(paths, repo, progress=progress, **kwargs)
+    _emit(report, report_path, quiet)
+    return report
+
+
+def _import_arguments(options: dict) -> tuple[list[Path], str, dict]:
+    """Click's options as the library's keyword arguments."""
+    mapping = {k: options.pop(k) for k in list(options) if k not in _LIBRARY_OPTIONS}
+    paths, repo = list(options.pop("sources")), options.pop("repo")
+    kwargs = {
+        "ledger": options["ledger"],
+        "dry_run": options["dry_run"],
+        "format": options["format_"],
+        "keyed": options["keyed_results"],
+        "on_change": options["on_change"],
+        "lock_wait": options["lock_wait"],
+        "on_wait": _say,
+        "rules": _field_rules(mapping),
+    }
+    return paths, repo, kwargs
+
+
+_LIBRARY_OPTIONS = frozenset(
+    {"sources", "repo", "ledger", "dry_run", "format_", "keyed_results", "on_change", "lock_wait"}
+)
 
 
 def _field_rules(mapping: dict) -> FieldRules:
@@ -188,15 +274,64 @@ def _update_bar(bar, progress: pipeline.Progress) -> None:
     bar.set_postfix_str(f"{runs} runs ({runs / seconds:.0f}/s), {points} points ({points / seconds:.0f}/s)")
 
 
+def _write_report(report: SyncReport, report_path: Path) -> None:
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    text = report.to_json() if report_path.suffix.lower() == ".json" else report.to_markdown()
+    report_path.write_text(text, encoding="utf-8")
+
+
 def _emit(report: SyncReport, report_path: Path | None, quiet: bool) -> None:
     if report_path is not None:
-        report_path.parent.mkdir(parents=True, exist_ok=True)
-        text = report.to_json() if report_path.suffix.lower() == ".json" else report.to_markdown()
-        report_path.write_text(text, encoding="utf-8")
+        _write_report(report, report_path)
     if not quiet:
         click.echo(report.to_text())
     elif report.invalid:
         click.echo(f"{len(report.invalid)} invalid records or files; see the report", err=True)
+
+
+@cli.group()
+def ledger() -> None:
+    """Look at or rebuild the ledger of what was imported."""
+
+
+@ledger.command("show")
+@repo_option
+@ledger_option
+@_library_errors
+def ledger_show(repo, ledger) -> None:
+    """List the import batches: when, what command, which sources, and their counts."""
+    for batch in pipeline.ledger_batches(repo, ledger=ledger):
+        summary = batch["summary"] or {}
+        counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in summary.items() if v)
+        counts = counts or ("nothing to do" if batch["finished_at"] else "unfinished (interrupted?)")
+        sources = batch["sources"]
+        click.echo(f"{batch['batch']}  {batch['command']:<9}  {batch['started_at']}  {len(sources)} sources  {counts}")
+
+
+@ledger.command("rebuild")
+@repo_option
+@ledger_option
+@_library_errors
+def ledger_rebuild(repo, ledger) -> None:
+    """Rebuild the ledger from the `etl` param on the runs in the repo (after it was lost)."""
+    count = pipeline.rebuild_ledger(repo, ledger=ledger)
+    click.echo(f"ledger rebuilt from the repo: {count} runs")
+
+
+@cli.command()
+@click.argument("batch")
+@repo_option
+@ledger_option
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
+@wait_option
+@_library_errors
+def rollback(batch, repo, ledger, dry_run, lock_wait) -> None:
+    """Delete the runs that import BATCH created (see `aim-etl ledger show`).
+
+    Runs the batch updated in place are listed: their earlier content is gone and cannot be restored.
+    """
+    report = pipeline.rollback(batch, repo, ledger=ledger, dry_run=dry_run, lock_wait=lock_wait, on_wait=_say)
+    click.echo(report.to_text())
 
 
 def main() -> None:

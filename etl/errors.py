@@ -14,17 +14,33 @@ class BadRecord(EtlError):
     starts with the place, `runs/a.jsonl:17: expected object, got list`, as compilers do.
     """
 
-    def __init__(self, source: str, locator: str, reason: str, *, torn: bool = False) -> None:
+    def __init__(
+        self, source: str, locator: str, reason: str, *, torn: bool = False, end_offset: int | None = None
+    ) -> None:
         self.source = source
         self.locator = locator
         self.reason = reason
         # A torn last line may still be being written; `sync` leaves it for next time.
         self.torn = torn
+        # Byte offset just after a bad but complete line: a sync cursor may move past it.
+        self.end_offset = end_offset
         super().__init__(f"{source}:{_short(locator)}: {reason}")
 
 
 def _short(locator: str) -> str:
     return locator.removeprefix("line ")
+
+
+class RepoLocked(EtlError):
+    """Another aim-etl process is importing into the same repo."""
+
+    def __init__(self, lock_path: str, waited: float) -> None:
+        self.lock_path = lock_path
+        super().__init__(
+            f"another aim-etl is importing into this repo (lock {lock_path} held"
+            + (f" for {waited:g}s more than --wait allowed" if waited else "")
+            + "); try again later, or pass --wait SECONDS"
+        )
 
 
 class SourceNotFound(EtlError):

@@ -13,13 +13,13 @@ import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 from etl.errors import LedgerError
 
 LEDGER_FILENAME = ".aim-etl-ledger.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 WRITING = "writing"
 DONE = "done"
 
@@ -41,14 +41,21 @@ CREATE TABLE IF NOT EXISTS runs (
     locator TEXT NOT NULL,
     batch_id TEXT NOT NULL,
     state TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    record_id TEXT,
+    occurrence INTEGER NOT NULL DEFAULT 1,
+    -- the batch that first created the run: what a rollback deletes
+    created_batch TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_by_content ON runs (content_hash);
+CREATE INDEX IF NOT EXISTS runs_by_source ON runs (source);
 CREATE TABLE IF NOT EXISTS cursors (
     source TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
+    prefix_hash TEXT NOT NULL,
     byte_offset INTEGER NOT NULL,
     line INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
     updated_at TEXT NOT NULL
 );
 """
@@ -62,6 +69,24 @@ class LedgerEntry:
     source: str
     locator: str
     state: str
+    record_id: str | None = None
+    occurrence: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where `sync` stopped in a file: the bytes before `byte_offset` are known and were imported.
+
+    `prefix_hash` covers exactly those bytes, so an append (same prefix, more bytes) is told apart
+    from a rewrite, a truncation or a rotation (anything else) without trusting mtimes alone.
+    """
+
+    source: str
+    prefix_hash: str
+    byte_offset: int
+    line: int
+    size: int
+    mtime_ns: int
 
 
 @dataclass
@@ -71,6 +96,14 @@ class LedgerSnapshot:
     by_key: dict[str, LedgerEntry] = field(default_factory=dict)
     # content hash -> key of a `done` run holding that content (for duplicates across files)
     by_content: dict[str, str] = field(default_factory=dict)
+
+    def known_ids(self, source: str) -> list[tuple[str, str, str, int]]:
+        """(record id, content hash, run key, occurrence) of the runs with an id imported from `source`."""
+        return [
+            (e.record_id, e.content_hash, e.run_key, e.occurrence)
+            for e in self.by_key.values()
+            if e.source == source and e.record_id is not None
+        ]
 
 
 def default_ledger_path(repo_root: Path) -> Path:
@@ -116,7 +149,9 @@ class Ledger:
 
     def snapshot(self) -> LedgerSnapshot:
         snap = LedgerSnapshot()
-        rows = self._db.execute("SELECT run_key, content_hash, run_hash, source, locator, state FROM runs")
+        rows = self._db.execute(
+            "SELECT run_key, content_hash, run_hash, source, locator, state, record_id, occurrence FROM runs"
+        )
         for row in rows:
             entry = LedgerEntry(*row)
             snap.by_key[entry.run_key] = entry
@@ -141,14 +176,71 @@ class Ledger:
     def record(self, entries: Iterable[LedgerEntry], batch_id: str) -> None:
         """Upsert entries in one transaction: all of a chunk's runs, or none of them."""
         now = _now()
+        rows = [
+            (
+                e.run_key,
+                e.content_hash,
+                e.run_hash,
+                e.source,
+                e.locator,
+                batch_id,
+                e.state,
+                now,
+                e.record_id,
+                e.occurrence,
+                batch_id,
+            )
+            for e in entries
+        ]
         with self._db:
             self._db.executemany(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_key) DO UPDATE SET "
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_key) DO UPDATE SET "
                 "content_hash=excluded.content_hash, run_hash=excluded.run_hash, source=excluded.source, "
                 "locator=excluded.locator, batch_id=excluded.batch_id, state=excluded.state, "
-                "updated_at=excluded.updated_at",
-                [(e.run_key, e.content_hash, e.run_hash, e.source, e.locator, batch_id, e.state, now) for e in entries],
+                "updated_at=excluded.updated_at, record_id=excluded.record_id, occurrence=excluded.occurrence",
+                rows,
             )
+
+    def cursor(self, source: str) -> Cursor | None:
+        row = self._db.execute(
+            "SELECT source, prefix_hash, byte_offset, line, size, mtime_ns FROM cursors WHERE source = ?", (source,)
+        ).fetchone()
+        return Cursor(*row) if row else None
+
+    def save_cursor(self, cursor: Cursor) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (*astuple(cursor), _now()),
+            )
+
+    def created_by(self, batch_id: str) -> list[LedgerEntry]:
+        """Runs a batch created: what rolling it back deletes."""
+        return self._entries("WHERE created_batch = ?", (batch_id,))
+
+    def updated_by(self, batch_id: str) -> list[LedgerEntry]:
+        """Runs a batch rewrote but did not create: a rollback cannot restore their old content."""
+        return self._entries("WHERE batch_id = ? AND created_batch != ?", (batch_id, batch_id))
+
+    def forget(self, run_keys: Iterable[str], sources: Iterable[str]) -> None:
+        """Drop rolled-back runs, and the cursors of their files so the next sync reads them again."""
+        with self._db:
+            self._db.executemany("DELETE FROM runs WHERE run_key = ?", [(k,) for k in run_keys])
+            self._db.executemany("DELETE FROM cursors WHERE source = ?", [(s,) for s in set(sources)])
+
+    def mark_rolled_back(self, batch_id: str) -> None:
+        with self._db:
+            self._db.execute("UPDATE batches SET command = command || ' (rolled back)' WHERE batch_id = ?", (batch_id,))
+
+    def has_batch(self, batch_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM batches WHERE batch_id = ?", (batch_id,)).fetchone() is not None
+
+    def _entries(self, where: str, args: tuple) -> list[LedgerEntry]:
+        rows = self._db.execute(
+            "SELECT run_key, content_hash, run_hash, source, locator, state, record_id, occurrence FROM runs " + where,
+            args,
+        )
+        return [LedgerEntry(*row) for row in rows]
 
     def batches(self) -> list[dict[str, object]]:
         rows = self._db.execute(

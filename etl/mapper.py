@@ -55,6 +55,8 @@ class MetricSeries:
 class RunSpec:
     run_key: str
     run_hash: str
+    record_id: str | None
+    occurrence: int
     content_hash: str
     source: str
     locator: str
@@ -73,22 +75,27 @@ class RunSpec:
         return sum(len(s.steps) for s in self.series)
 
 
-def map_runs(frames: Frames, run_hashes: dict[str, str], batch: str) -> Iterator[RunSpec]:
-    """One spec per row of `frames.runs` whose key is in `run_hashes` (the runs the plan will write)."""
-    series_by_run = _series_by_run(frames.metrics, set(run_hashes))
+def map_runs(frames: Frames, to_write: dict[str, tuple[str, str]], batch: str) -> Iterator[RunSpec]:
+    """One spec per row of `frames.runs` the plan writes: `to_write` maps a row's key to the run key
+    and hash it is written under (they differ only when an edit becomes a run of its own)."""
+    series_by_run = _series_by_run(frames.metrics, set(to_write))
     mapped: set[str] = set()
     for row in frames.runs.itertuples(index=False):
-        key = getattr(row, RUN_KEY)
-        if key not in run_hashes or key in mapped:  # an exact duplicate line shares its original's key
+        frame_key = getattr(row, RUN_KEY)
+        if frame_key not in to_write or frame_key in mapped:  # an exact duplicate line shares its original's key
             continue
-        mapped.add(key)
+        mapped.add(frame_key)
+        key, run_hash = to_write[frame_key]
+        record_id, occurrence = frames.identities.get(frame_key, (None, 1))
         created = _datetime(getattr(row, CREATED_AT))
-        series = series_by_run.get(key, ())
+        series = series_by_run.get(frame_key, ())
         fallback_time = created.timestamp() if created else None
         series = tuple(_with_times(s, fallback_time) for s in series)
         yield RunSpec(
             run_key=key,
-            run_hash=run_hashes[key],
+            run_hash=run_hash,
+            record_id=record_id,
+            occurrence=occurrence,
             content_hash=getattr(row, CONTENT_HASH),
             source=getattr(row, SOURCE),
             locator=getattr(row, LOCATOR),
@@ -104,6 +111,8 @@ def map_runs(frames: Frames, run_hashes: dict[str, str], batch: str) -> Iterator
                 "locator": getattr(row, LOCATOR),
                 "format": getattr(row, FORMAT),
                 "run_key": key,
+                "record_id": record_id,
+                "occurrence": occurrence,
                 "content_hash": getattr(row, CONTENT_HASH),
                 "batch": batch,
                 "tool_version": __version__,

@@ -73,6 +73,9 @@ class Frames:
     naive_timestamps: int = 0
     # Same id, different content, same source: imported as its own run, said in the report.
     reruns: list[SkippedRecord] = field(default_factory=list)
+    # run_key -> (record id or None, occurrence): kept in the ledger, so a sync that reads only
+    # appended lines still knows which ids the file already had.
+    identities: dict[str, tuple[str | None, int]] = field(default_factory=dict)
 
 
 def content_hash(record: Record, rules: FieldRules) -> str:
@@ -95,6 +98,12 @@ class Normalizer:
         # (source, id) -> {content hash: run key}; a new hash under a known id is a re-run.
         self._occurrences: dict[tuple[str, str], dict[str, str]] = {}
 
+    def seed(self, source: str, known: list[tuple[str, str, str, int]]) -> None:
+        """Remember the ids a file already had (record id, content hash, key, occurrence), before
+        reading only its appended lines: an old id on a new line is then a re-run, not the original."""
+        for record_id, digest, key, _ in sorted(known, key=lambda k: k[3]):
+            self._occurrences.setdefault((source, record_id), {}).setdefault(digest, key)
+
     def run_key(self, source: str, record_id: str | None, digest: str) -> tuple[str, int]:
         """(key, occurrence): occurrence > 1 marks a re-run of an id already seen in this source."""
         if record_id is None:
@@ -111,6 +120,7 @@ class Normalizer:
         points: dict[str, list] = {c: [] for c in METRIC_COLUMNS}
         skipped: list[SkippedRecord] = []
         reruns: list[SkippedRecord] = []
+        identities: dict[str, tuple[str | None, int]] = {}
         naive = 0
         for record in records:
             try:
@@ -120,6 +130,7 @@ class Normalizer:
                 continue
             digest = content_hash(record, self.rules)
             key, occurrence = self.run_key(record.source, item.record_id, digest)
+            identities[key] = (item.record_id, occurrence)
             if occurrence > 1:
                 reruns.append(
                     SkippedRecord(
@@ -151,7 +162,7 @@ class Normalizer:
                 points[EPOCH].append(epoch)
                 points[VALUE].append(value)
                 points[TIME].append(time)
-        return Frames(_runs_frame(runs), _metrics_frame(points), skipped, naive, reruns)
+        return Frames(_runs_frame(runs), _metrics_frame(points), skipped, naive, reruns, identities)
 
 
 def _runs_frame(rows: list[tuple]) -> pd.DataFrame:
@@ -202,6 +213,7 @@ def concat(frames: list[Frames]) -> Frames:
         skipped=[s for f in frames for s in f.skipped],
         naive_timestamps=sum(f.naive_timestamps for f in frames),
         reruns=[r for f in frames for r in f.reruns],
+        identities={k: v for f in frames for k, v in f.identities.items()},
     )
 
 

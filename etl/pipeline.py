@@ -7,20 +7,26 @@ not finish.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
+import os
 import secrets
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from etl.errors import BadRecord, EtlError, StageFailed
+import filelock
+
+from etl.errors import BadRecord, EtlError, RepoLocked, StageFailed
 from etl.interpret import FieldRules
-from etl.ledger import DONE, WRITING, Ledger, LedgerEntry, default_ledger_path
+from etl.ledger import DONE, WRITING, Cursor, Ledger, LedgerEntry, LedgerSnapshot, default_ledger_path
 from etl.mapper import map_runs
 from etl.normalize import Frames, Normalizer, concat
-from etl.plan import Planner
+from etl.plan import ON_CHANGE_UPDATE, Planner
 from etl.readers import KEYED_AS_RUNS, Record, SourceFile, find_sources, read_file
+from etl.readers.detect import JSONL
 from etl.report import SyncReport
 from etl.writers.naming import repo_root
 
@@ -58,23 +64,51 @@ def read(
     return concat(chunks)
 
 
-def migrate(
+def migrate(paths: Sequence[str | Path], repo: str | Path = ".", **options) -> SyncReport:
+    """Import every run under `paths` into the Aim repo `repo`; safe to repeat.
+
+    Every file is read in full; a torn last line is reported invalid. Options are those of `sync`.
+    """
+    return _import("migrate", paths, repo, incremental=False, **options)
+
+
+def sync(paths: Sequence[str | Path], repo: str | Path = ".", **options) -> SyncReport:
+    """Import what changed since the last `migrate` or `sync`; cheap enough to run any time.
+
+    An unchanged file costs a stat; an appended JSONL file is read from its cursor only; a file
+    that was rewritten, truncated or rotated is read again in full, unchanged records skipped by
+    content hash. A torn last line is left for the next sync. With `dry_run`, nothing is created or
+    changed (no repo, no ledger); the report says what would be.
+    """
+    return _import("sync", paths, repo, incremental=True, **options)
+
+
+def watch(
+    paths: Sequence[str | Path], repo: str | Path = ".", *, interval: float = 5.0, **options
+) -> Iterator[SyncReport]:
+    """`sync` again every `interval` seconds, yielding each pass's report, until the caller stops."""
+    while True:
+        yield sync(paths, repo, **options)
+        time.sleep(interval)
+
+
+def _import(
+    command: str,
     paths: Sequence[str | Path],
-    repo: str | Path = ".",
+    repo: str | Path,
     *,
+    incremental: bool,
     ledger: str | Path | None = None,
     dry_run: bool = False,
     rules: FieldRules | None = None,
     format: str = "auto",
     keyed: str = KEYED_AS_RUNS,
+    on_change: str = ON_CHANGE_UPDATE,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: Callable[[Progress], None] | None = None,
-    command: str = "migrate",
+    lock_wait: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
 ) -> SyncReport:
-    """Import every run under `paths` into the Aim repo `repo`; safe to repeat.
-
-    With `dry_run`, nothing is created or changed (no repo, no ledger); the report says what would be.
-    """
     if str(repo).startswith("aim://"):
         raise EtlError(f"{repo}: remote (aim://) repos are not supported yet; import into a local repo")
     rules = rules or FieldRules()
@@ -88,67 +122,150 @@ def migrate(
     for item in skipped:
         report.add_skipped_file(item.source, item.reason)
 
-    job = _Job(report, rules, chunk_size, progress, started)
-    if dry_run:
-        job.planner = Planner(Ledger.snapshot_of(ledger_path))
-    else:
-        from etl.writers.sdk import SdkWriter  # Aim is imported only when something is written
-
-        job.ledger = Ledger(ledger_path)
-        job.planner = Planner(job.ledger.snapshot())
-        job.writer = SdkWriter(root)
-        job.ledger.begin_batch(batch, command, [f.source for f in files])
-    try:
-        for source in files:
-            job.read_file(source, keyed)
-    finally:
-        report.seconds = time.monotonic() - started
+    job = _Job(report, rules, chunk_size, progress, started, incremental)
+    with contextlib.ExitStack() as stack:
+        if dry_run:
+            job.ledger = Ledger(ledger_path, read_only=True) if ledger_path.exists() else None
+        else:
+            stack.enter_context(_repo_lock(root, lock_wait, on_wait))
+            job.ledger = Ledger(ledger_path)
+            job.repo_root = root
+            job.ledger.begin_batch(batch, command, [f.source for f in files])
         if job.ledger is not None:
-            job.ledger.finish_batch(batch, report.summary())
-            job.ledger.close()
+            stack.callback(job.ledger.close)
+        job.planner = Planner(job.ledger.snapshot() if job.ledger else LedgerSnapshot(), on_change)
+        try:
+            for source in files:
+                job.import_file(source, keyed)
+        finally:
+            report.seconds = time.monotonic() - started
+            if not dry_run:
+                job.ledger.finish_batch(batch, report.summary())
     return report
 
 
+LOCK_FILENAME = ".aim-etl.lock"
+
+
+@contextlib.contextmanager
+def _repo_lock(root: Path, wait: float, on_wait: Callable[[str], None] | None) -> Iterator[None]:
+    """One importer per repo at a time: the ledger and Aim's runs are only safe with one writer."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / LOCK_FILENAME
+    lock = filelock.FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        if wait <= 0:
+            raise RepoLocked(str(path), 0) from None
+        if on_wait is not None:
+            on_wait(f"another aim-etl is importing into {root}; waiting up to {wait:g}s for it to finish")
+        try:
+            lock.acquire(timeout=wait)
+        except filelock.Timeout:
+            raise RepoLocked(str(path), wait) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 class _Job:
-    def __init__(self, report: SyncReport, rules: FieldRules, chunk_size: int, progress, started: float) -> None:
+    def __init__(
+        self, report: SyncReport, rules: FieldRules, chunk_size: int, progress, started: float, incremental: bool
+    ):
         self.report = report
         self.normalizer = Normalizer(rules)
         self.chunk_size = chunk_size
         self.progress = progress
         self.started = started
+        self.incremental = incremental
         self.planner: Planner | None = None
         self.ledger: Ledger | None = None
-        self.writer = None
+        self.repo_root: Path | None = None  # None: a dry run, nothing is written
+        self._writer = None
         self.records = 0
         self.live_runs = 0
         self.live_points = 0
 
-    def read_file(self, source: SourceFile, keyed: str) -> None:
+    def import_file(self, source: SourceFile, keyed: str) -> None:
         stats = self.report.file(source.source, source.format)
-        chunk: list[Record] = []
+        cursor = self.ledger.cursor(source.source) if self.ledger is not None else None
         try:
-            for item in read_file(source, keyed=keyed):
-                self.records += 1
-                if isinstance(item, BadRecord):
-                    self.report.add_invalid(item.source, item.locator, item.reason)
-                    continue
-                chunk.append(item)
-                if len(chunk) >= self.chunk_size:
-                    self.process(chunk)
-                    chunk = []
-        except OSError as exc:  # unreadable file: say so, keep what was read, go on with the others
+            stat = source.path.stat()
+            start = _resume_from(source, cursor, stat) if self.incremental else None
+        except OSError as exc:
             self.report.add_invalid(source.source, "file", f"cannot read: {exc.strerror or exc}")
-        if chunk:
-            self.process(chunk)
-        if stats.records == 0:
+            return
+        if start is not None and start.byte_offset == stat.st_size:
+            stats.mode = "unchanged"
+            if (stat.st_size, stat.st_mtime_ns) != (cursor.size, cursor.mtime_ns):
+                self._save_cursor(source, start.byte_offset, start.line, stat)
+            return
+        if start is not None:
+            stats.mode = "appended"
+            self.normalizer.seed(source.source, self.planner.snapshot.known_ids(source.source))
+        else:
+            stats.mode = "read" if cursor is None else "re-read"
+        offset, line = (start.byte_offset, start.line) if start is not None else (0, 0)
+        consumed = self._read(source, keyed, offset, line)
+        if consumed is not None:
+            self._save_cursor(source, *consumed, stat)
+        if stats.records == 0 and start is None:
             self.report.add_skipped_file(source.source, "no records in file")
 
-    def process(self, chunk: list[Record]) -> None:
+    def _read(self, source: SourceFile, keyed: str, offset: int, line: int) -> tuple[int, int] | None:
+        """Read from `offset`; return where a cursor may move to (end of the last complete line),
+        or None when the file could not be read to its end."""
+        chunk: list[Record] = []
+        end = (offset, line)
+        try:
+            for item in read_file(source, keyed=keyed, start_offset=offset, start_line=line):
+                if isinstance(item, BadRecord):
+                    if item.torn and self.incremental:
+                        self.report.add_pending(item.source, item.locator, "torn last line, left for the next sync")
+                        continue
+                    self.records += 1
+                    self.report.add_invalid(item.source, item.locator, item.reason)
+                else:
+                    self.records += 1
+                    chunk.append(item)
+                    if len(chunk) >= self.chunk_size:
+                        self._process(chunk)
+                        chunk = []
+                if item.end_offset is not None:
+                    end = (item.end_offset, _line_of(item.locator))
+        except OSError as exc:  # unreadable file: say so, keep what was read, go on with the others
+            self.report.add_invalid(source.source, "file", f"cannot read: {exc.strerror or exc}")
+            return None
+        if chunk:
+            self._process(chunk)
+        if source.format != JSONL:
+            return source.path.stat().st_size, 0
+        return end
+
+    @property
+    def writer(self):
+        """Opened on first use: a sync with nothing to write never imports Aim or opens the repo."""
+        if self._writer is None:
+            from etl.writers.sdk import SdkWriter
+
+            self._writer = SdkWriter(self.repo_root)
+        return self._writer
+
+    def _save_cursor(self, source: SourceFile, offset: int, line: int, stat: os.stat_result) -> None:
+        if self.repo_root is None:  # dry run
+            return
+        self.ledger.save_cursor(
+            Cursor(source.source, prefix_hash(source.path, offset), offset, line, stat.st_size, stat.st_mtime_ns)
+        )
+
+    def _process(self, chunk: list[Record]) -> None:
         frames = self.normalizer.normalize(chunk)
         plan = self.planner.plan(frames.runs)
         self.report.add_chunk(frames, plan)
-        if self.writer is not None:
-            self.write(frames, plan)
+        if self.repo_root is not None:
+            self._write(frames, plan)
         self._tick()
 
     def _tick(self, spec=None) -> None:
@@ -159,7 +276,7 @@ class _Job:
         if self.progress is not None:
             self.progress(Progress(self.records, self.live_runs, self.live_points, time.monotonic() - self.started))
 
-    def write(self, frames: Frames, plan) -> None:
+    def _write(self, frames: Frames, plan) -> None:
         specs = list(map_runs(frames, plan.to_write(), self.report.batch))
         if not specs:
             return
@@ -178,8 +295,167 @@ class _Job:
         self.report.points_written += result.points
 
 
+def _resume_from(source: SourceFile, cursor: Cursor | None, stat: os.stat_result) -> Cursor | None:
+    """Where an incremental read starts, or None for a full read.
+
+    Same size and mtime as last time: nothing to read. Otherwise the bytes the cursor covers must
+    hash the same (an append); anything else (rewritten, truncated, rotated) is read in full.
+    """
+    if cursor is None:
+        return None
+    if stat.st_size == cursor.size and stat.st_mtime_ns == cursor.mtime_ns:
+        return replace(cursor, byte_offset=stat.st_size) if source.format != JSONL else cursor
+    if source.format != JSONL:
+        unchanged = stat.st_size == cursor.byte_offset and prefix_hash(source.path, stat.st_size) == cursor.prefix_hash
+        return cursor if unchanged else None
+    if stat.st_size >= cursor.byte_offset and prefix_hash(source.path, cursor.byte_offset) == cursor.prefix_hash:
+        return cursor
+    return None
+
+
+def prefix_hash(path: Path, length: int) -> str:
+    """Hash of a file's first `length` bytes (read in 1 MiB blocks)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as fh:
+        remaining = length
+        while remaining > 0:
+            block = fh.read(min(remaining, 1 << 20))
+            if not block:
+                break
+            digest.update(block)
+            remaining -= len(block)
+    return digest.hexdigest()
+
+
+def _line_of(locator: str) -> int:
+    return int(locator.removeprefix("line ")) if locator.startswith("line ") else 0
+
+
 def _entry(spec, state: str) -> LedgerEntry:
-    return LedgerEntry(spec.run_key, spec.content_hash, spec.run_hash, spec.source, spec.locator, state)
+    return LedgerEntry(
+        spec.run_key,
+        spec.content_hash,
+        spec.run_hash,
+        spec.source,
+        spec.locator,
+        state,
+        spec.record_id,
+        spec.occurrence,
+    )
 
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "Progress", "migrate", "read"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "Progress",
+    "RollbackReport",
+    "ledger_batches",
+    "migrate",
+    "read",
+    "rebuild_ledger",
+    "rollback",
+    "sync",
+    "watch",
+]
+
+
+@dataclass
+class RollbackReport:
+    batch: str
+    dry_run: bool
+    deleted: list[LedgerEntry]
+    # Runs the batch rewrote in place: their earlier content is gone, so rollback cannot restore it.
+    updated: list[LedgerEntry]
+
+    def to_text(self) -> str:
+        verb = "would delete" if self.dry_run else "deleted"
+        out = [f"rollback {self.batch}: {verb} {len(self.deleted)} runs the batch created"]
+        out += [f"  {e.run_hash}  {e.source} {e.locator}" for e in self.deleted]
+        if self.updated:
+            out.append(f"{len(self.updated)} runs it updated in place cannot be restored (their old content is gone):")
+            out += [f"  {e.run_hash}  {e.source} {e.locator}" for e in self.updated]
+        return "\n".join(out)
+
+
+def rollback(
+    batch: str,
+    repo: str | Path = ".",
+    *,
+    ledger: str | Path | None = None,
+    dry_run: bool = False,
+    lock_wait: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
+) -> RollbackReport:
+    """Delete the runs a batch created, and forget them (and their files' cursors) in the ledger."""
+    root = repo_root(repo)
+    book = _open_ledger(root, ledger, read_only=dry_run)
+    with contextlib.ExitStack() as stack:
+        stack.callback(book.close)
+        if not book.has_batch(batch):
+            raise EtlError(f"no batch {batch!r} in {book.path} (see `aim-etl ledger show`)")
+        report = RollbackReport(batch, dry_run, book.created_by(batch), book.updated_by(batch))
+        if dry_run or not report.deleted:
+            return report
+        stack.enter_context(_repo_lock(root, lock_wait, on_wait))
+        from etl.writers import aim_adapter
+
+        store = aim_adapter.open_repo(root)
+        for entry in report.deleted:
+            if aim_adapter.run_exists(store, entry.run_hash):
+                aim_adapter.delete_run(store, entry.run_hash)
+        book.forget([e.run_key for e in report.deleted], [e.source for e in report.deleted])
+        book.mark_rolled_back(batch)
+    return report
+
+
+def rebuild_ledger(repo: str | Path = ".", *, ledger: str | Path | None = None) -> int:
+    """Rebuild a lost or damaged ledger from the `etl` param every imported run carries.
+
+    An existing ledger is kept beside the new one as `.bak`. Cursors are not rebuilt: the next sync
+    reads each file in full once, and finds its runs unchanged by content hash.
+    """
+    from etl.writers import aim_adapter
+
+    root = repo_root(repo)
+    path = Path(ledger) if ledger else default_ledger_path(root)
+    if not aim_adapter.repo_exists(root):
+        raise EtlError(f"{root}: no Aim repo here")
+    with _repo_lock(root, 0, None):
+        if path.exists():
+            path.replace(path.with_name(path.name + ".bak"))
+        by_batch: dict[str, list[LedgerEntry]] = {}
+        for run_hash, p in aim_adapter.iter_provenance(aim_adapter.open_repo(root)):
+            entry = LedgerEntry(
+                p["run_key"],
+                p["content_hash"],
+                run_hash,
+                p["source"],
+                p["locator"],
+                DONE,
+                p.get("record_id"),
+                p.get("occurrence", 1),
+            )
+            by_batch.setdefault(p.get("batch", "unknown"), []).append(entry)
+        book = Ledger(path)
+        try:
+            for batch, entries in sorted(by_batch.items()):
+                book.begin_batch(batch, "(rebuilt from the repo)", sorted({e.source for e in entries}))
+                book.record(entries, batch)
+                book.finish_batch(batch, {"runs": len(entries)})
+        finally:
+            book.close()
+    return sum(len(v) for v in by_batch.values())
+
+
+def ledger_batches(repo: str | Path = ".", *, ledger: str | Path | None = None) -> list[dict[str, object]]:
+    book = _open_ledger(repo_root(repo), ledger, read_only=True)
+    try:
+        return book.batches()
+    finally:
+        book.close()
+
+
+def _open_ledger(root: Path, ledger: str | Path | None, *, read_only: bool) -> Ledger:
+    path = Path(ledger) if ledger else default_ledger_path(root)
+    if not path.exists():
+        raise EtlError(f"{path}: no ledger (nothing was imported into {root} yet, or pass --ledger)")
+    return Ledger(path, read_only=read_only)

@@ -7,7 +7,7 @@ planned once and the second place is reported as its duplicate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -21,6 +21,12 @@ UNCHANGED = "unchanged"
 DUPLICATE = "duplicate"
 ACTIONS = (NEW, CHANGED, UNCHANGED, DUPLICATE)
 
+# What to do with an edited record (same run key, new content):
+ON_CHANGE_UPDATE = "update"  # rewrite the run in place: same hash, new hparams and points
+ON_CHANGE_SKIP = "skip"  # leave the run as it is; the report still counts it as changed
+ON_CHANGE_NEW = "new"  # keep the old run and import the edit as a run of its own
+ON_CHANGE = (ON_CHANGE_UPDATE, ON_CHANGE_SKIP, ON_CHANGE_NEW)
+
 
 @dataclass(frozen=True, slots=True)
 class PlannedRun:
@@ -30,25 +36,29 @@ class PlannedRun:
     source: str
     locator: str
     action: str
-    # For a duplicate: the place of the run it duplicates; for a re-run: the key it re-runs.
+    # For a duplicate: the place of the run it duplicates; otherwise why the action was chosen.
     note: str = ""
+    # The key of the row in the frames (differs from run_key only for `--on-change new`).
+    frame_key: str = ""
+    write: bool = False
 
 
 @dataclass
 class SyncPlan:
     runs: list[PlannedRun] = field(default_factory=list)
 
-    def to_write(self) -> dict[str, str]:
-        """run_key -> run hash of the runs to (re)write."""
-        return {p.run_key: p.run_hash for p in self.runs if p.action in (NEW, CHANGED)}
+    def to_write(self) -> dict[str, tuple[str, str]]:
+        """frame key -> (run key, run hash) of the runs to (re)write."""
+        return {p.frame_key or p.run_key: (p.run_key, p.run_hash) for p in self.runs if p.write}
 
     def count(self, action: str) -> int:
         return sum(p.action == action for p in self.runs)
 
 
 class Planner:
-    def __init__(self, snapshot: LedgerSnapshot) -> None:
+    def __init__(self, snapshot: LedgerSnapshot, on_change: str = ON_CHANGE_UPDATE) -> None:
         self.snapshot = snapshot
+        self.on_change = on_change
         # content hash -> "source locator" of the first place it was planned in this import
         self._seen: dict[str, str] = {}
         self._seen_keys: set[str] = set()
@@ -62,24 +72,36 @@ class Planner:
         return plan
 
     def _plan_one(self, key: str, digest: str, source: str, locator: str) -> PlannedRun:
-        run_hash = run_hash_for(key)
+        def planned(action: str, note: str = "", run_key: str = key) -> PlannedRun:
+            write = action in (NEW, CHANGED)
+            return PlannedRun(run_key, run_hash_for(run_key), digest, source, locator, action, note, key, write)
+
         first = self._seen.get(digest)
         if first is not None or key in self._seen_keys:
-            return PlannedRun(key, run_hash, digest, source, locator, DUPLICATE, f"duplicate of {first}")
+            return planned(DUPLICATE, f"duplicate of {first}")
         self._seen[digest] = f"{source} {locator}"
         self._seen_keys.add(key)
         entry = self.snapshot.by_key.get(key)
         if entry is not None:
-            if entry.content_hash == digest and entry.state == DONE:
-                return PlannedRun(key, run_hash, digest, source, locator, UNCHANGED)
-            if entry.content_hash != digest:
-                return PlannedRun(key, run_hash, digest, source, locator, CHANGED)
-            # Found `writing`: the process that wrote it died before finishing; write it again.
-            return PlannedRun(key, run_hash, digest, source, locator, NEW, "interrupted earlier; rewritten")
+            if entry.content_hash == digest:
+                if entry.state == DONE:
+                    return planned(UNCHANGED)
+                # Found `writing`: the process that wrote it died before finishing; write it again.
+                return planned(NEW, "interrupted earlier; rewritten")
+            return self._plan_change(planned, key, digest)
         other = self.snapshot.by_content.get(digest)
         if other is not None:
             place = self.snapshot.by_key[other]
-            return PlannedRun(
-                key, run_hash, digest, source, locator, DUPLICATE, f"duplicate of {place.source} {place.locator}"
-            )
-        return PlannedRun(key, run_hash, digest, source, locator, NEW)
+            return planned(DUPLICATE, f"duplicate of {place.source} {place.locator}")
+        return planned(NEW)
+
+    def _plan_change(self, planned, key: str, digest: str) -> PlannedRun:
+        if self.on_change == ON_CHANGE_SKIP:
+            return replace(planned(CHANGED, "edited; kept as it was (--on-change skip)"), write=False)
+        if self.on_change == ON_CHANGE_NEW:
+            variant = f"{key}~{digest[:12]}"
+            entry = self.snapshot.by_key.get(variant)
+            if entry is not None and entry.state == DONE:
+                return planned(UNCHANGED, run_key=variant)
+            return planned(NEW, "edited; imported as a new run (--on-change new)", run_key=variant)
+        return planned(CHANGED, "edited; run rewritten in place")

@@ -21,6 +21,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INVALID = 3
+EXIT_LOCKED = 5
 
 SUMMARY_KEYS = (NEW, CHANGED, UNCHANGED, DUPLICATE, "skipped", "invalid", "runs_written", "points_written")
 
@@ -46,6 +47,9 @@ class FileStats:
     duplicate: int = 0
     invalid: int = 0
     skipped: int = 0
+    # how the file was read: read (first time), re-read (changed: read in full), appended (read
+    # from its cursor), unchanged (not read at all)
+    mode: str = "read"
 
 
 @dataclass
@@ -61,6 +65,8 @@ class SyncReport:
     skipped: list[Issue] = field(default_factory=list)
     duplicates: list[Issue] = field(default_factory=list)
     reruns: list[Issue] = field(default_factory=list)
+    # torn last lines a sync left for next time (a writer may still be writing them)
+    pending: list[Issue] = field(default_factory=list)
     runs_written: int = 0
     points_written: int = 0
     naive_timestamps: int = 0
@@ -80,6 +86,9 @@ class SyncReport:
         stats = self.file(source, None)
         stats.invalid += 1
         stats.records += 1
+
+    def add_pending(self, source: str, locator: str, reason: str) -> None:
+        self.pending.append(Issue(source, locator, reason))
 
     def add_skipped_file(self, source: str, reason: str) -> None:
         self.skipped.append(Issue(source, "file", reason))
@@ -139,6 +148,7 @@ class SyncReport:
             "skipped": [i.as_dict() for i in self.skipped],
             "duplicates": [i.as_dict() for i in self.duplicates],
             "reruns": [i.as_dict() for i in self.reruns],
+            "pending": [i.as_dict() for i in self.pending],
             "hparams": {
                 key: {"types": dict(kinds), "varies": len(kinds) > 1}
                 for key, kinds in sorted(self.hparam_types.items())
@@ -176,6 +186,7 @@ class SyncReport:
             ("Skipped", self.skipped),
             ("Duplicates", self.duplicates),
             ("Re-runs", self.reruns),
+            ("Pending (torn last lines, for the next sync)", self.pending),
         ):
             if issues:
                 out += ["", f"## {title}", ""]
@@ -200,17 +211,18 @@ class SyncReport:
         if self.naive_timestamps:
             out.append(f"{self.naive_timestamps} timestamps had no timezone and were read as {self.timezone}")
         width = max((len(_shown(f.source)) for f in self.files.values()), default=10)
-        out.append(f"{'file':<{width}}  records  new  changed  unchanged  dup  invalid  skipped")
+        out.append(f"{'file':<{width}}  {'read':<9}  records  new  changed  unchanged  dup  invalid  skipped")
         for f in self.files.values():
             out.append(
-                f"{_shown(f.source):<{width}}  {f.records:>7}  {f.new:>3}  {f.changed:>7}  {f.unchanged:>9}  "
-                f"{f.duplicate:>3}  {f.invalid:>7}  {f.skipped:>7}"
+                f"{_shown(f.source):<{width}}  {f.mode:<9}  {f.records:>7}  {f.new:>3}  {f.changed:>7}  "
+                f"{f.unchanged:>9}  {f.duplicate:>3}  {f.invalid:>7}  {f.skipped:>7}"
             )
         for title, issues in (
             ("invalid", self.invalid),
             ("skipped", self.skipped),
             ("duplicates", self.duplicates),
             ("re-runs", self.reruns),
+            ("pending (torn last lines, for the next sync)", self.pending),
         ):
             if issues:
                 out.append(f"{title}:")

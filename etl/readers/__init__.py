@@ -113,7 +113,10 @@ def _walk(root: Path, base: Path | None, skipped: list[SkippedFile]) -> Iterator
             yield path
 
 
-def read_file(source: SourceFile, *, keyed: str = KEYED_AS_RUNS) -> Iterator[Record | BadRecord]:
+def read_file(
+    source: SourceFile, *, keyed: str = KEYED_AS_RUNS, start_offset: int = 0, start_line: int = 0
+) -> Iterator[Record | BadRecord]:
+    """Stream a file's records; JSONL can start at a sync cursor (a byte offset and the lines before it)."""
     if source.format == JSON:
         return read_json(source.path, source.source, keyed=keyed)
-    return READERS[source.format](source.path, source.source)
+    return READERS[source.format](source.path, source.source, start_offset=start_offset, start_line=start_line)

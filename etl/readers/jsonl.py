@@ -36,12 +36,12 @@ def read_jsonl(path: Path, source: str, *, start_offset: int = 0, start_line: in
                 value = loads(text)
             except JSONError as exc:
                 if complete:
-                    yield BadRecord(source, locator, str(exc))
+                    yield BadRecord(source, locator, str(exc), end_offset=offset)
                 else:
                     reason = f"torn last line (no newline at the end; a writer may still be writing it): {exc}"
                     yield BadRecord(source, locator, reason, torn=True)
                 continue
             if not isinstance(value, dict):
-                yield BadRecord(source, locator, f"expected object, got {type_name(value)}")
+                yield BadRecord(source, locator, f"expected object, got {type_name(value)}", end_offset=offset)
                 continue
             yield Record(source, locator, "jsonl", value, end_offset=offset)

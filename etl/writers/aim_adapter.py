@@ -127,8 +127,14 @@ def index_runs(repo: Repo, run_hashes: list[str]) -> None:
         manager.index(run_hash)
 
 
-def delete_run(repo: Repo, run_hash: str) -> bool:
-    return repo.delete_run(run_hash)
+def delete_run(repo: Repo, run_hash: str) -> None:
+    """Delete a run's data; raise if Aim could not (it only logs a warning and returns False)."""
+    # Containers this Repo still holds open for the run would serve the deleted data to the next
+    # reader (the indexer among them) after the run is written again under the same hash.
+    for config in [c for c in list(repo.container_pool.keys()) if c.sub == run_hash]:
+        repo.container_pool.pop(config, None)
+    if not repo.delete_run(run_hash):
+        raise RuntimeError(f"aim could not delete run {run_hash}")
 
 
 def read_provenance(repo: Repo, run_hash: str) -> dict[str, Any] | None:
@@ -152,3 +158,14 @@ def read_provenance(repo: Repo, run_hash: str) -> dict[str, Any] | None:
     except KeyError:
         ended = False
     return {**provenance, "complete": bool(provenance.get("complete")) and ended}
+
+
+def iter_provenance(repo: Repo) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(run hash, `etl` param) of every complete run this tool wrote: what a lost ledger is rebuilt from."""
+    chunks = Path(repo.path) / "meta" / "chunks"
+    if not chunks.is_dir():
+        return
+    for entry in sorted(chunks.iterdir()):
+        provenance = read_provenance(repo, entry.name)
+        if provenance and provenance.get("run_key"):
+            yield entry.name, provenance
