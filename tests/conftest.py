@@ -42,7 +42,8 @@ def aim_runs(repo: Path) -> dict:
     """name -> run (read-only), read back with Aim's own SDK through a fresh Repo."""
     from aim import Repo
 
-    return {run.hash: run for run in Repo.from_path(str(repo)).iter_runs()}
+    # A new Repo each time: `Repo.from_path` caches one per path, which keeps an old view of the index.
+    return {run.hash: run for run in Repo(str(repo)).iter_runs()}
 
 
 def series(run) -> dict:

@@ -41,10 +41,14 @@ def repo_exists(path: str | Path) -> bool:
 
 
 def open_repo(path: str | Path) -> Repo:
-    """Open the repo, creating it when missing (as `aim init` would)."""
+    """Open the repo, creating it when missing (as `aim init` would).
+
+    A new `Repo` every time, not `Repo.from_path`'s cached one: a cached instance keeps reading
+    the index as it was when first opened, and would miss what another import wrote since.
+    """
     root = repo_root(path)
     root.mkdir(parents=True, exist_ok=True)
-    return Repo.from_path(str(root), init=not repo_exists(root))
+    return Repo(str(root), init=not repo_exists(root))
 
 
 @contextlib.contextmanager
@@ -122,7 +126,8 @@ def set_creation_time(run: Run, when: dt.datetime) -> None:
 
 def index_runs(repo: Repo, run_hashes: list[str]) -> None:
     """Make finished runs visible to `Repo.iter_runs()` and `aim runs ls` without `aim up`."""
-    manager = RepoIndexManager.get_index_manager(repo)
+    # Not `get_index_manager`: its pool keeps the first Repo opened on a path, with stale views.
+    manager = RepoIndexManager(repo)
     for run_hash in run_hashes:
         manager.index(run_hash)
 

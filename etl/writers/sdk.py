@@ -41,7 +41,8 @@ class SdkWriter:
             result.points += spec.points
             if on_run is not None:
                 on_run(spec)
-        aim_adapter.index_runs(self.repo, [s.run_hash for s in result.written])
+        # Runs found complete were perhaps never indexed (the process that wrote them was killed first).
+        aim_adapter.index_runs(self.repo, [s.run_hash for s in (*result.written, *result.already_present)])
         return result
 
     def _is_complete(self, spec: RunSpec) -> bool:
