@@ -25,6 +25,7 @@ test: $(BIN)/aim-etl
 
 bench: $(BIN)/aim-etl
 	$(BIN)/python tests/benchmarks/bench_migrate.py
+	$(BIN)/python tests/benchmarks/bench_sync.py --lines 10000
 
 clean:
 	rm -rf demo $(VENV) .pytest_cache
