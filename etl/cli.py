@@ -86,6 +86,11 @@ def import_options(f):
             show_default=True,
             help="Reader for every file, instead of detecting it.",
         ),
+        click.option(
+            "--mapping",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="TOML file saying where each field is, for layouts the readers do not know.",
+        ),
         click.option("--experiment", help="Put every run in this experiment."),
         click.option(
             "--experiment-field",
@@ -198,7 +203,7 @@ def _run_import(import_fn, report_path, quiet, options) -> SyncReport:
 
 def _import_arguments(options: dict) -> tuple[list[Path], str, dict]:
     """Click's options as the library's keyword arguments."""
-    mapping = {k: options.pop(k) for k in list(options) if k not in _LIBRARY_OPTIONS}
+    field_options = {k: options.pop(k) for k in list(options) if k not in _LIBRARY_OPTIONS}
     paths, repo = list(options.pop("sources")), options.pop("repo")
     kwargs = {
         "ledger": options["ledger"],
@@ -206,16 +211,30 @@ def _import_arguments(options: dict) -> tuple[list[Path], str, dict]:
         "format": options["format_"],
         "keyed": options["keyed_results"],
         "on_change": options["on_change"],
+        "mapping": _mapping(options["mapping"]),
         "lock_wait": options["lock_wait"],
         "on_wait": _say,
-        "rules": _field_rules(mapping),
+        "rules": _field_rules(field_options),
     }
     return paths, repo, kwargs
 
 
 _LIBRARY_OPTIONS = frozenset(
-    {"sources", "repo", "ledger", "dry_run", "format_", "keyed_results", "on_change", "lock_wait"}
+    {"sources", "repo", "ledger", "dry_run", "format_", "keyed_results", "on_change", "lock_wait", "mapping"}
 )
+
+
+def _mapping(path: Path | None):
+    """Load --mapping; a bad file is a usage error (exit 2) naming the file and what is wrong."""
+    if path is None:
+        return None
+    from etl.readers import load_mapping
+    from etl.readers.mapping import MappingError
+
+    try:
+        return load_mapping(path)
+    except MappingError as exc:
+        raise click.BadParameter(str(exc), param_hint="--mapping") from None
 
 
 def _field_rules(mapping: dict) -> FieldRules:

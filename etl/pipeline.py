@@ -25,7 +25,7 @@ from etl.ledger import DONE, WRITING, Cursor, Ledger, LedgerEntry, LedgerSnapsho
 from etl.mapper import map_runs
 from etl.normalize import Frames, Normalizer, concat
 from etl.plan import ON_CHANGE_UPDATE, Planner
-from etl.readers import KEYED_AS_RUNS, Record, SourceFile, find_sources, read_file
+from etl.readers import KEYED_AS_RUNS, Mapping, Record, SourceFile, find_sources, read_file
 from etl.readers.detect import JSONL
 from etl.report import SyncReport
 from etl.writers.naming import repo_root
@@ -49,6 +49,7 @@ def read(
     rules: FieldRules | None = None,
     format: str = "auto",
     keyed: str = KEYED_AS_RUNS,
+    mapping: Mapping | None = None,
     base: str | Path | None = None,
 ) -> Frames:
     """The whole history under `paths` as the normalized `runs` and `metrics` frames; no Aim needed.
@@ -59,7 +60,7 @@ def read(
     normalizer = Normalizer(rules)
     chunks = []
     for source in files:
-        records = [r for r in read_file(source, keyed=keyed) if isinstance(r, Record)]
+        records = [r for r in read_file(source, keyed=keyed, mapping=mapping) if isinstance(r, Record)]
         chunks.append(normalizer.normalize(records))
     return concat(chunks)
 
@@ -103,6 +104,7 @@ def _import(
     rules: FieldRules | None = None,
     format: str = "auto",
     keyed: str = KEYED_AS_RUNS,
+    mapping: Mapping | None = None,
     on_change: str = ON_CHANGE_UPDATE,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: Callable[[Progress], None] | None = None,
@@ -123,6 +125,7 @@ def _import(
         report.add_skipped_file(item.source, item.reason)
 
     job = _Job(report, rules, chunk_size, progress, started, incremental)
+    job.mapping = mapping
     with contextlib.ExitStack() as stack:
         if dry_run:
             job.ledger = Ledger(ledger_path, read_only=True) if ledger_path.exists() else None
@@ -187,6 +190,7 @@ class _Job:
         self.records = 0
         self.live_runs = 0
         self.live_points = 0
+        self.mapping: Mapping | None = None
 
     def import_file(self, source: SourceFile, keyed: str) -> None:
         stats = self.report.file(source.source, source.format)
@@ -220,7 +224,7 @@ class _Job:
         chunk: list[Record] = []
         end = (offset, line)
         try:
-            for item in read_file(source, keyed=keyed, start_offset=offset, start_line=line):
+            for item in read_file(source, keyed=keyed, start_offset=offset, start_line=line, mapping=self.mapping):
                 if isinstance(item, BadRecord):
                     if item.torn and self.incremental:
                         self.report.add_pending(item.source, item.locator, "torn last line, left for the next sync")

@@ -13,17 +13,20 @@ from etl.errors import BadRecord, SourceNotFound
 from etl.readers.detect import FORMATS, JSON, JSONL, detect_format
 from etl.readers.jsondoc import KEYED_AS_CONTEXT, KEYED_AS_RUNS, read_json
 from etl.readers.jsonl import read_jsonl
+from etl.readers.mapping import Mapping, apply_mapping, load_mapping
 from etl.readers.record import Record, SkippedFile
 
 __all__ = [
     "FORMATS",
     "KEYED_AS_CONTEXT",
     "KEYED_AS_RUNS",
+    "Mapping",
     "READERS",
     "Record",
     "SkippedFile",
     "SourceFile",
     "find_sources",
+    "load_mapping",
     "read_file",
     "source_name",
 ]
@@ -114,9 +117,44 @@ def _walk(root: Path, base: Path | None, skipped: list[SkippedFile]) -> Iterator
 
 
 def read_file(
-    source: SourceFile, *, keyed: str = KEYED_AS_RUNS, start_offset: int = 0, start_line: int = 0
+    source: SourceFile,
+    *,
+    keyed: str = KEYED_AS_RUNS,
+    start_offset: int = 0,
+    start_line: int = 0,
+    mapping: Mapping | None = None,
 ) -> Iterator[Record | BadRecord]:
-    """Stream a file's records; JSONL can start at a sync cursor (a byte offset and the lines before it)."""
-    if source.format == JSON:
-        return read_json(source.path, source.source, keyed=keyed)
-    return READERS[source.format](source.path, source.source, start_offset=start_offset, start_line=start_line)
+    """Stream a file's records; JSONL can start at a sync cursor (a byte offset and the lines before it).
+
+    With a mapping, every record is rewritten by it, and a JSON document's records are taken
+    from the mapping's `records` path when it names one.
+    """
+    if source.format == JSON and mapping is not None and mapping.records:
+        items = _records_at(source, mapping.records)
+    elif source.format == JSON:
+        items = read_json(source.path, source.source, keyed=keyed)
+    else:
+        items = READERS[source.format](source.path, source.source, start_offset=start_offset, start_line=start_line)
+    if mapping is None:
+        return items
+    return (apply_mapping(i, mapping) if isinstance(i, Record) else i for i in items)
+
+
+def _records_at(source: SourceFile, path: str) -> Iterator[Record | BadRecord]:
+    from etl.readers.jsondoc import split_document
+    from etl.readers.jsontext import JSONError, loads
+    from etl.readers.mapping import is_missing, lookup
+
+    try:
+        document = loads(source.path.read_bytes())
+    except JSONError as exc:
+        yield BadRecord(source.source, f"line {exc.line}" if exc.line else "$", str(exc))
+        return
+    found = lookup(document, path)
+    if is_missing(found) or not isinstance(found, list):
+        yield BadRecord(source.source, "$", f"the mapping's records path {path!r} is not a list here")
+        return
+    for item in split_document(found, source.source):
+        if isinstance(item, Record):
+            item = Record(item.source, item.locator.replace("$", f"$.{path}", 1), item.format, item.data)
+        yield item
