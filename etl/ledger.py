@@ -167,7 +167,13 @@ class Ledger:
             )
 
     def finish_batch(self, batch_id: str, summary: dict[str, int]) -> None:
+        """Close a batch; one that touched no run is dropped, so `sync --watch` and cron jobs do not
+        fill `ledger show` with empty passes."""
         with self._db:
+            self._db.execute(
+                "DELETE FROM batches WHERE batch_id = ? AND NOT EXISTS (SELECT 1 FROM runs WHERE batch_id = ?)",
+                (batch_id, batch_id),
+            )
             self._db.execute(
                 "UPDATE batches SET finished_at = ?, summary = ? WHERE batch_id = ?",
                 (_now(), json.dumps(summary), batch_id),
