@@ -206,7 +206,8 @@ def test_two_syncs_at_once_neither_corrupt_nor_duplicate(tmp_path, repo):
     assert all(len(series(r)[("loss", (("subset", "train"),))]) == 4 for r in runs.values())
 
 
-def test_kill_dash_9_mid_import_then_sync_gives_the_uninterrupted_result(tmp_path, repo):
+@pytest.mark.parametrize("kill_after_runs", [1, 15, 70])
+def test_kill_dash_9_mid_import_then_sync_gives_the_uninterrupted_result(tmp_path, repo, kill_after_runs):
     log = tmp_path / "log.jsonl"
     total = 120
     log.write_text("".join(line(i, epochs=30) for i in range(total)))
@@ -215,7 +216,7 @@ def test_kill_dash_9_mid_import_then_sync_gives_the_uninterrupted_result(tmp_pat
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # kill once some runs are in Aim, mid-chunk
         chunks = repo / ".aim" / "meta" / "chunks"
-        if chunks.is_dir() and len(list(chunks.iterdir())) >= 15:
+        if chunks.is_dir() and len(list(chunks.iterdir())) >= kill_after_runs:
             break
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)

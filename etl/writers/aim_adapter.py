@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,20 @@ def delete_run(repo: Repo, run_hash: str) -> None:
     # reader (the indexer among them) after the run is written again under the same hash.
     for config in [c for c in list(repo.container_pool.keys()) if c.sub == run_hash]:
         repo.container_pool.pop(config, None)
-    if not repo.delete_run(run_hash):
+    if repo.delete_run(run_hash):
+        return
+    # Aim gives up on a run a killed process left half-created (no index entry, a RocksDB folder
+    # without its files). Remove what it would remove, then check nothing is left.
+    root = Path(repo.path)
+    for part in ("meta", "seqs"):
+        for sub in ("chunks", "progress", "locks"):
+            target = root / part / sub / run_hash
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            elif target.exists():
+                target.unlink()
+    (root / "locks" / f"{run_hash}.softlock").unlink(missing_ok=True)
+    if run_exists(repo, run_hash):
         raise RuntimeError(f"aim could not delete run {run_hash}")
 
 
@@ -150,11 +164,13 @@ def read_provenance(repo: Repo, run_hash: str) -> dict[str, Any] | None:
     """
     if not run_exists(repo, run_hash):
         return None
-    tree = repo.request_tree("meta", run_hash, read_only=True, skip_read_optimization=True).subtree("meta")
-    run_tree = tree.subtree(("chunks", run_hash))
     try:
+        tree = repo.request_tree("meta", run_hash, read_only=True, skip_read_optimization=True).subtree("meta")
+        run_tree = tree.subtree(("chunks", run_hash))
         provenance = run_tree.subtree("attrs").collect("etl")
     except KeyError:
+        return None
+    except Exception:  # noqa: BLE001 - a run a killed process left half-created cannot be opened: incomplete
         return None
     if not isinstance(provenance, dict):
         return None
