@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import FIXTURES, aim_runs, run_cli, series
 
-SWEEP = FIXTURES.parent / "tests" / "fixtures" / "mapping" / "sweep.json"
+SWEEP = FIXTURES.parent / "tests" / "data" / "mapping" / "sweep.json"
 CUSTOM = FIXTURES / "mappings" / "custom_layout.toml"
 LOG_MAPPING = FIXTURES / "mappings" / "experiment_log.toml"
 

@@ -125,12 +125,29 @@ def set_creation_time(run: Run, when: dt.datetime) -> None:
     session_commit_or_flush(props._session)
 
 
+class _Indexer:
+    """`RepoIndexManager.index` without the manager: constructing a manager opens an inotify
+    watcher that is never closed (a process importing in many chunks ran out of them), and
+    `get_index_manager` hands back a cached manager holding the first, stale Repo of a path."""
+
+    index = RepoIndexManager.index
+    _get_run_checksum = RepoIndexManager._get_run_checksum
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self.repo_path = repo.path
+        self.chunks_dir = Path(repo.path) / "meta" / "chunks"
+        self._corrupted_runs: set[str] = set()
+
+    def _stop_monitoring_chunk(self, run_hash: str) -> None:
+        """Nothing is monitored here."""
+
+
 def index_runs(repo: Repo, run_hashes: list[str]) -> None:
     """Make finished runs visible to `Repo.iter_runs()` and `aim runs ls` without `aim up`."""
-    # Not `get_index_manager`: its pool keeps the first Repo opened on a path, with stale views.
-    manager = RepoIndexManager(repo)
+    indexer = _Indexer(repo)
     for run_hash in run_hashes:
-        manager.index(run_hash)
+        indexer.index(run_hash)
 
 
 def delete_run(repo: Repo, run_hash: str) -> None:
