@@ -75,3 +75,10 @@ def test_ints_beyond_64_bits_need_the_mappers_string_fallback(repo, big):
     run["hparams"] = sanitize({"seed": big})
     assert run["hparams"]["seed"] == str(big)
     aim_adapter.close_run(run, None)
+
+
+def test_indexing_many_times_in_one_process_leaks_no_watchers(repo):
+    """Aim's RepoIndexManager opens an inotify watcher per instance (128 per user by default)."""
+    store = aim_adapter.open_repo(repo)
+    for _ in range(300):
+        aim_adapter.index_runs(store, [])
