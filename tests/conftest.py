@@ -58,3 +58,16 @@ def series(run) -> dict:
 
 def same_number(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or a == b or math.isclose(a, b, rel_tol=1e-12)
+
+
+def numbers(value) -> list[float]:
+    """Every number in a JSON value (bools are not numbers), for "nothing was lost" checks."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int | float):
+        return [float(value)]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in numbers(v)]
+    if isinstance(value, list | tuple):
+        return [n for v in value for n in numbers(v)]
+    return []

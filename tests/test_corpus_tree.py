@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import aim_runs, run_cli, same_number, series
+from tests.conftest import aim_runs, numbers, run_cli, same_number, series
 
 pytestmark = pytest.mark.corpus
 
@@ -32,19 +32,7 @@ def test_hand_kept_logs_keep_every_number(corpus, tmp_path, log):
         if not text.strip():
             continue
         run = runs[f"line {lineno}"]
-        stored = _numbers(run["hparams"]) + _numbers(run.get("meta", {}))
+        stored = numbers(run["hparams"]) + numbers(run.get("meta", {}))
         stored += [p[1] for points in series(run).values() for p in points]
-        for number in _numbers(json.loads(text)):
+        for number in numbers(json.loads(text)):
             assert any(same_number(number, s) for s in stored), (log, lineno, number)
-
-
-def _numbers(value) -> list[float]:
-    if isinstance(value, bool):
-        return []
-    if isinstance(value, int | float):
-        return [float(value)]
-    if isinstance(value, dict):
-        return [n for v in value.values() for n in _numbers(v)]
-    if isinstance(value, list | tuple):
-        return [n for v in value for n in _numbers(v)]
-    return []

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from etl.writers.naming import run_hash_for
-from tests.conftest import FIXTURES, aim_runs, run_cli, same_number, series
+from tests.conftest import FIXTURES, aim_runs, numbers, run_cli, same_number, series
 
 LOG = FIXTURES / "experiments" / "EXPERIMENT_LOG.jsonl"
 
@@ -160,9 +160,9 @@ def test_every_number_of_every_record_is_in_aim(migrated, repo):
         if lineno not in (18, 27, 36):
             record = json.loads(text)
             run = runs[f"line {lineno}"]
-            stored = _numbers(run["hparams"]) + _numbers(run.get("meta", {}))
+            stored = numbers(run["hparams"]) + numbers(run.get("meta", {}))
             stored += [p[1] for points in series(run).values() for p in points]
-            for number in _numbers(record):
+            for number in numbers(record):
                 assert any(same_number(number, s) for s in stored), (lineno, number)
 
 
@@ -179,15 +179,3 @@ def test_grid_search_entries_inherit_experiment_and_time_and_summary_methods_bec
     for method, metrics in summary.items():
         got = series(methods[method])
         assert {name: points[0][1] for (name, _), points in got.items()} == metrics
-
-
-def _numbers(value) -> list[float]:
-    if isinstance(value, bool):
-        return []
-    if isinstance(value, int | float):
-        return [float(value)]
-    if isinstance(value, dict):
-        return [n for v in value.values() for n in _numbers(v)]
-    if isinstance(value, list | tuple):
-        return [n for v in value for n in _numbers(v)]
-    return []
