@@ -10,11 +10,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from etl.errors import BadRecord, SourceNotFound
-from etl.readers.detect import FORMATS, JSON, JSONL, detect_format
+from etl.readers.detect import FORMATS, JSON, JSONL, STEPS, detect_format
 from etl.readers.jsondoc import KEYED_AS_CONTEXT, KEYED_AS_RUNS, read_json
 from etl.readers.jsonl import read_jsonl
 from etl.readers.mapping import Mapping, apply_mapping, load_mapping
 from etl.readers.record import Record, SkippedFile
+from etl.readers.steplog import read_step_log
 
 __all__ = [
     "FORMATS",
@@ -31,7 +32,11 @@ __all__ = [
     "source_name",
 ]
 
-READERS: dict[str, Callable[..., Iterator[Record | BadRecord]]] = {JSONL: read_jsonl, JSON: read_json}
+READERS: dict[str, Callable[..., Iterator[Record | BadRecord]]] = {
+    JSONL: read_jsonl,
+    JSON: read_json,
+    STEPS: read_step_log,
+}
 
 # Folders that hold no experiment records of their own: an Aim repo, VCS and tool caches.
 _UNWALKED_DIRS = frozenset(

@@ -6,7 +6,8 @@ from pathlib import Path
 
 JSONL = "jsonl"
 JSON = "json"
-FORMATS = (JSONL, JSON)
+STEPS = "steps"
+FORMATS = (JSONL, JSON, STEPS)
 
 # Files we never open, with the reason the report gives. Unpickling a file you were pointed at
 # runs arbitrary code, so pickles are refused by name, not sniffed.
@@ -31,10 +32,15 @@ def detect_format(path: Path) -> tuple[str | None, str]:
     suffix = path.suffix.lower()
     if suffix in _NOT_OURS:
         return None, _NOT_OURS[suffix]
-    if suffix in (".jsonl", ".ndjson"):
-        return JSONL, "by extension"
+    lines = suffix in (".jsonl", ".ndjson") or (suffix == ".json" and _looks_like_lines(path))
+    if lines:
+        from etl.readers.steplog import is_step_log
+
+        if is_step_log(path):
+            return STEPS, "per-step training log: one run, each line a point"
+        return JSONL, "by extension" if suffix != ".json" else "several JSON values, one per line"
     if suffix == ".json":
-        return (JSONL, "several JSON values, one per line") if _looks_like_lines(path) else (JSON, "by extension")
+        return JSON, "by extension"
     return None, f"not a JSON or JSONL file ({suffix or 'no extension'})"
 
 

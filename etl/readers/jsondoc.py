@@ -5,6 +5,7 @@
   per entry, `$.results[3]`, each inheriting the document's other fields (its name and time);
 - a dict keyed by method or model, each value a dict of numbers (an evaluation summary):
   one record per key (`$.deepwalk`), or one record with the methods as contexts (`keyed="context"`);
+- a dict of per-epoch lists of numbers (a Keras `history.history` dump): one run, format `keras`;
 - anything else: one run document, `$`.
 """
 
@@ -62,6 +63,12 @@ def split_document(document: Any, source: str, *, keyed: str = KEYED_AS_RUNS) ->
             parent = {k: v for k, v in document.items() if k != key}
             yield from _entries(entries, source, f"$.{key}", parent=parent)
             return
+    if _is_history(document):
+        # Keras' `history.history` dumped as JSON: metric name -> one value per epoch. The file is the
+        # run (its stem the id), so a rewritten history updates the run instead of adding one.
+        run_id = source.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        yield Record(source, "$", "keras", {"run_id": run_id, "history": document})
+        return
     if _is_keyed_summary(document):
         if keyed == KEYED_AS_CONTEXT:
             yield Record(source, "$", "json", {"results": document})
@@ -79,6 +86,14 @@ def _entries(entries: list[Any], source: str, path: str, parent: dict[str, Any])
             yield Record(source, locator, "json", entry, parent=parent)
         else:
             yield BadRecord(source, locator, f"expected object, got {type_name(entry)}")
+
+
+def _is_history(document: dict[str, Any]) -> bool:
+    """Every value a non-empty list of numbers (gaps as null allowed): a per-epoch training history."""
+    return bool(document) and all(
+        isinstance(v, list) and v and all(x is None or _is_number(x) for x in v) and any(_is_number(x) for x in v)
+        for v in document.values()
+    )
 
 
 def _is_keyed_summary(document: dict[str, Any]) -> bool:
