@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from etl.readers.steplog import is_step_log
+from etl.readers.steps import is_steps_jsonl as is_step_log
 from tests.conftest import FIXTURES, aim_runs, run_cli, series
 
 

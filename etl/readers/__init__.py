@@ -10,12 +10,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from etl.errors import BadRecord, SourceNotFound
-from etl.readers.detect import FORMATS, JSON, JSONL, STEPS, detect_format
+from etl.readers.detect import FORMATS, JSON, JSONL, RAY_TUNE, STEPS, detect_format
 from etl.readers.jsondoc import KEYED_AS_CONTEXT, KEYED_AS_RUNS, read_json
 from etl.readers.jsonl import read_jsonl
 from etl.readers.mapping import Mapping, apply_mapping, load_mapping
+from etl.readers.ray_tune import claims_with_reasons_ray_tune, read_ray_tune
 from etl.readers.record import Record, SkippedFile
-from etl.readers.steplog import read_step_log
+from etl.readers.steps import read_steps
 
 __all__ = [
     "FORMATS",
@@ -35,8 +36,11 @@ __all__ = [
 READERS: dict[str, Callable[..., Iterator[Record | BadRecord]]] = {
     JSONL: read_jsonl,
     JSON: read_json,
-    STEPS: read_step_log,
+    STEPS: read_steps,
+    RAY_TUNE: read_ray_tune,
 }
+# Folder formats read sibling files with their primary one: those are listed as part of the run.
+CLAIMS: dict[str, Callable[[Path], list[tuple[Path, str]]]] = {RAY_TUNE: claims_with_reasons_ray_tune}
 
 # Folders that hold no experiment records of their own: an Aim repo, VCS and tool caches.
 _UNWALKED_DIRS = frozenset(
@@ -106,7 +110,16 @@ def find_sources(
             skipped.append(SkippedFile(name, reason))
         else:
             chosen[name] = SourceFile(path, name, fmt, reason)
-    ordered = sorted(chosen.values(), key=lambda f: (f.format != JSONL, f.source.count("/"), f.source))
+    claimed: dict[str, str] = {}
+    for primary in chosen.values():
+        for path, reason in CLAIMS.get(primary.format, lambda _: [])(primary.path):
+            claimed[source_name(path, base)] = f"part of {primary.source}: {reason}"
+    skipped = [s for s in skipped if s.source not in claimed]
+    skipped += [SkippedFile(name, reason) for name, reason in claimed.items()]
+    ordered = sorted(
+        (f for f in chosen.values() if f.source not in claimed),
+        key=lambda f: (f.format != JSONL, f.source.count("/"), f.source),
+    )
     return ordered, skipped
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 JSONL = "jsonl"
 JSON = "json"
 STEPS = "steps"
-FORMATS = (JSONL, JSON, STEPS)
+RAY_TUNE = "ray-tune"
+FORMATS = (JSONL, JSON, STEPS, RAY_TUNE)
 
 # Files we never open, with the reason the report gives. Unpickling a file you were pointed at
 # runs arbitrary code, so pickles are refused by name, not sniffed.
@@ -29,14 +30,21 @@ def detect_format(path: Path) -> tuple[str | None, str]:
     name = path.name.lower()
     if "tfevents" in name:
         return None, "TensorBoard event file: import it with `aim convert tensorboard`"
+    from etl.readers.ray_tune import experiment_file_reason, is_ray_tune
+
+    if is_ray_tune(path):
+        return RAY_TUNE, "Ray Tune trial: result.json beside params.json"
+    ray_reason = experiment_file_reason(path)
+    if ray_reason:
+        return None, ray_reason
     suffix = path.suffix.lower()
     if suffix in _NOT_OURS:
         return None, _NOT_OURS[suffix]
     lines = suffix in (".jsonl", ".ndjson") or (suffix == ".json" and _looks_like_lines(path))
     if lines:
-        from etl.readers.steplog import is_step_log
+        from etl.readers.steps import is_steps_jsonl
 
-        if is_step_log(path):
+        if is_steps_jsonl(path):
             return STEPS, "per-step training log: one run, each line a point"
         return JSONL, "by extension" if suffix != ".json" else "several JSON values, one per line"
     if suffix == ".json":
