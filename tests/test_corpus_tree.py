@@ -52,3 +52,21 @@ def test_the_whole_corpus_in_one_command_then_sync_is_a_noop(corpus, tmp_path):
     second = json.loads(second_report.read_text())
     assert second["summary"]["runs_written"] == 0 and second["summary"]["new"] == 0
     assert {f["mode"] for f in second["files"] if f["format"]} == {"unchanged"}
+
+
+def test_ray_tune_trials_are_one_run_each_read_back_from_aim(corpus, tmp_path):
+    sweep = corpus / "generated__ray-tune" / "lr_sweep"
+    repo = tmp_path / "repo"
+    assert run_cli("migrate", sweep, "--repo", repo, "-q").exit_code == 0
+    runs = aim_runs(repo)
+    trials = sorted(p for p in sweep.iterdir() if (p / "result.json").is_file())
+    assert len(runs) == len(trials) == 3
+    for trial in trials:
+        lines = [json.loads(x) for x in (trial / "result.json").read_text().splitlines() if x.strip()]
+        params = json.loads((trial / "params.json").read_text())
+        (run,) = [r for r in runs.values() if r["etl"]["source"] == (trial / "result.json").resolve().as_posix()]
+        assert run.experiment == "lr_sweep" and run["hparams"]["lr"] == params["lr"]
+        loss = series(run)[("loss", (("subset", "val"),))]
+        assert [(p[0], p[1], p[3]) for p in loss] == [
+            (x["training_iteration"], x["val"]["loss"], float(x["timestamp"])) for x in lines
+        ]
