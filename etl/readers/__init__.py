@@ -10,13 +10,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from etl.errors import BadRecord, SourceNotFound
-from etl.readers.detect import FORMATS, JSON, JSONL, RAY_TUNE, STEPS, detect_format
+from etl.readers.detect import FORMATS, JSON, JSONL, RAY_TUNE, SACRED, STEPS, WANDB, detect_format
 from etl.readers.jsondoc import KEYED_AS_CONTEXT, KEYED_AS_RUNS, read_json
 from etl.readers.jsonl import read_jsonl
 from etl.readers.mapping import Mapping, apply_mapping, load_mapping
 from etl.readers.ray_tune import claims_with_reasons_ray_tune, read_ray_tune
 from etl.readers.record import Record, SkippedFile
+from etl.readers.sacred import claims_with_reasons_sacred, read_sacred
 from etl.readers.steps import read_steps
+from etl.readers.wandb import claims_with_reasons_wandb, read_wandb
 
 __all__ = [
     "FORMATS",
@@ -38,9 +40,15 @@ READERS: dict[str, Callable[..., Iterator[Record | BadRecord]]] = {
     JSON: read_json,
     STEPS: read_steps,
     RAY_TUNE: read_ray_tune,
+    SACRED: read_sacred,
+    WANDB: read_wandb,
 }
 # Folder formats read sibling files with their primary one: those are listed as part of the run.
-CLAIMS: dict[str, Callable[[Path], list[tuple[Path, str]]]] = {RAY_TUNE: claims_with_reasons_ray_tune}
+CLAIMS: dict[str, Callable[[Path], list[tuple[Path, str]]]] = {
+    RAY_TUNE: claims_with_reasons_ray_tune,
+    SACRED: claims_with_reasons_sacred,
+    WANDB: claims_with_reasons_wandb,
+}
 
 # Folders that hold no experiment records of their own: an Aim repo, VCS and tool caches.
 _UNWALKED_DIRS = frozenset(

@@ -8,7 +8,9 @@ JSONL = "jsonl"
 JSON = "json"
 STEPS = "steps"
 RAY_TUNE = "ray-tune"
-FORMATS = (JSONL, JSON, STEPS, RAY_TUNE)
+SACRED = "sacred"
+WANDB = "wandb"
+FORMATS = (JSONL, JSON, STEPS, RAY_TUNE, SACRED, WANDB)
 
 # Files we never open, with the reason the report gives. Unpickling a file you were pointed at
 # runs arbitrary code, so pickles are refused by name, not sniffed.
@@ -34,6 +36,13 @@ def detect_format(path: Path) -> tuple[str | None, str]:
 
     if is_ray_tune(path):
         return RAY_TUNE, "Ray Tune trial: result.json beside params.json"
+    from etl.readers.sacred import is_sacred
+    from etl.readers.wandb import is_wandb
+
+    if is_sacred(path):
+        return SACRED, "Sacred FileStorageObserver run"
+    if is_wandb(path):
+        return WANDB, "W&B run summary"
     ray_reason = experiment_file_reason(path)
     if ray_reason:
         return None, ray_reason
