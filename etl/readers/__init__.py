@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from etl.errors import BadRecord, SourceNotFound
-from etl.readers.detect import FORMATS, JSON, JSONL, RAY_TUNE, SACRED, STEPS, WANDB, detect_format
+from etl.readers.detect import FORMATS, HF_TRAINER, JSON, JSONL, RAY_TUNE, SACRED, STEPS, WANDB, detect_format
+from etl.readers.hf_trainer import claims_with_reasons_hf_trainer, read_hf_trainer
 from etl.readers.jsondoc import KEYED_AS_CONTEXT, KEYED_AS_RUNS, read_json
 from etl.readers.jsonl import read_jsonl
 from etl.readers.mapping import Mapping, apply_mapping, load_mapping
@@ -42,12 +43,14 @@ READERS: dict[str, Callable[..., Iterator[Record | BadRecord]]] = {
     RAY_TUNE: read_ray_tune,
     SACRED: read_sacred,
     WANDB: read_wandb,
+    HF_TRAINER: read_hf_trainer,
 }
 # Folder formats read sibling files with their primary one: those are listed as part of the run.
 CLAIMS: dict[str, Callable[[Path], list[tuple[Path, str]]]] = {
     RAY_TUNE: claims_with_reasons_ray_tune,
     SACRED: claims_with_reasons_sacred,
     WANDB: claims_with_reasons_wandb,
+    HF_TRAINER: claims_with_reasons_hf_trainer,
 }
 
 # Folders that hold no experiment records of their own: an Aim repo, VCS and tool caches.

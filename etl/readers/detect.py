@@ -10,7 +10,8 @@ STEPS = "steps"
 RAY_TUNE = "ray-tune"
 SACRED = "sacred"
 WANDB = "wandb"
-FORMATS = (JSONL, JSON, STEPS, RAY_TUNE, SACRED, WANDB)
+HF_TRAINER = "hf-trainer"
+FORMATS = (JSONL, JSON, STEPS, RAY_TUNE, SACRED, WANDB, HF_TRAINER)
 
 # Files we never open, with the reason the report gives. Unpickling a file you were pointed at
 # runs arbitrary code, so pickles are refused by name, not sniffed.
@@ -36,6 +37,13 @@ def detect_format(path: Path) -> tuple[str | None, str]:
 
     if is_ray_tune(path):
         return RAY_TUNE, "Ray Tune trial: result.json beside params.json"
+    from etl.readers.hf_trainer import hf_checkpoint_copy_reason, is_hf_trainer
+
+    copy_reason = hf_checkpoint_copy_reason(path)
+    if copy_reason:
+        return None, copy_reason
+    if is_hf_trainer(path):
+        return HF_TRAINER, "Hugging Face Trainer state"
     from etl.readers.sacred import is_sacred
     from etl.readers.wandb import is_wandb
 
