@@ -32,6 +32,16 @@ def context_key(context: Mapping[str, Any] | None) -> str:
 
 
 @dataclass(frozen=True)
+class RuleInfo:
+    """A rule as reports name it, without what it checks."""
+
+    id: str
+    kind: str
+    severity: str
+    weight: float
+
+
+@dataclass(frozen=True)
 class TraceSummary:
     """Aim's per-series summary (`meta_run_tree['traces'][ctx][name]`), read without the series.
 
