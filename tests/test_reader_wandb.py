@@ -4,10 +4,9 @@ Fixtures in tests/fixtures/wandb/proj/wandb/: `run-20260102_050506-abc12345` a f
 media and non-number values in its summary, an old-style config.yaml, metadata with an email to
 drop, media/ and code/ folders, logs/, the binary run file, a file the user saved); `run-..-new-cfg-1`
 a newer client's config.yaml and no `_timestamp`; `offline-run-...-off00001` a summary alone;
-`run-...-bad00001` every file bad. `proj/exported/files/wandb-summary.json` is not in a run folder.
-
-PyYAML is no dependency of aim-etl: the tests that read config.yaml run only where it is installed;
-the ones that hide it run everywhere.
+`run-...-bad00001` every file bad; `run-...-caps0001` capitalized section names (`Eval/0/return`,
+`Train/loss`, `{"Val": {..}}`), one (`Test/acc`) beside its lowercased twin.
+`proj/exported/files/wandb-summary.json` is not in a run folder.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import datetime as dt
 import json
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,13 +23,14 @@ from etl.errors import BadRecord
 from etl.interpret import FieldRules, interpret
 from etl.normalize import Normalizer
 from etl.readers.record import Record
-from etl.readers.wandb import NO_YAML, WANDB, claims_wandb, claims_with_reasons_wandb, is_wandb, read_wandb
+from etl.readers.wandb import WANDB, claims_wandb, claims_with_reasons_wandb, is_wandb, read_wandb
 
 PROJ = Path(__file__).resolve().parent / "fixtures" / "wandb" / "proj"
 GOOD = PROJ / "wandb" / "run-20260102_050506-abc12345" / "files" / "wandb-summary.json"
 NEW = PROJ / "wandb" / "run-20260103_101500-new-cfg-1" / "files" / "wandb-summary.json"
 OFFLINE = PROJ / "wandb" / "offline-run-20260104_120000-off00001" / "files" / "wandb-summary.json"
 BAD = PROJ / "wandb" / "run-20260105_000000-bad00001" / "files" / "wandb-summary.json"
+CAPS = PROJ / "wandb" / "run-20260106_080000-caps0001" / "files" / "wandb-summary.json"
 UTC = dt.UTC
 
 
@@ -51,12 +50,6 @@ def finals(points) -> dict[tuple[str, str], float]:
     out = {(name, context): value for name, context, _, _, value, _ in points}
     assert len(out) == len(points)
     return out
-
-
-@pytest.fixture
-def no_yaml(monkeypatch):
-    """`import yaml` fails, as where PyYAML is not installed."""
-    monkeypatch.setitem(sys.modules, "yaml", None)
 
 
 # --- the corpus: rishabhg97/robust-cartpole, written by wandb 0.16 -------------------------------
@@ -90,10 +83,12 @@ def test_corpus_summary_is_one_run_of_final_values_with_wandbs_bookkeeping_in_me
     assert len(got) == len(summary) - 4 == 52
     assert got[("ppo_agent_mean_reward_orig", "{}")] == 379.45
     assert got[("adversary_reward", "{}")] == -401.0
-    # `Eval/<i>/...` keeps its slashes; its `Eval` segment is a subset name, so it becomes the context
+    # `Eval/<i>/...` keeps its slashes; its `Eval` segment is a subset name, so it becomes the
+    # context, lowercased: the same `eval` subset the other readers' `eval_` prefixes give
     for i in range(25):
         for metric in ("internal_agent_return", "episodic_return"):
-            assert got[(f"{i}/{metric}", '{"subset":"Eval"}')] == summary[f"Eval/{i}/{metric}"]
+            assert got[(f"{i}/{metric}", '{"subset":"eval"}')] == summary[f"Eval/{i}/{metric}"]
+    assert {context for _, context in got} == {"{}", '{"subset":"eval"}'}
     assert not any(name.startswith("_") for name, _ in got)
 
     frames = Normalizer().normalize([record])
@@ -103,7 +98,7 @@ def test_corpus_summary_is_one_run_of_final_values_with_wandbs_bookkeeping_in_me
 # --- fixtures -----------------------------------------------------------------------------------
 
 
-def test_good_run_flattens_nested_values_and_keeps_media_strings_and_bookkeeping_out_of_metrics(no_yaml):
+def test_good_run_flattens_nested_values_and_keeps_media_strings_and_bookkeeping_out_of_metrics():
     record, bad = split(read(GOOD))
     assert bad == []
     item = interpret(record, FieldRules())
@@ -118,7 +113,7 @@ def test_good_run_flattens_nested_values_and_keeps_media_strings_and_bookkeeping
         ("loss", '{"subset":"val"}'): 0.3,  # {"val": {"loss": ..}} flattened to val_loss
         ("acc", '{"subset":"val"}'): 0.9,
         ("loss/min", "{}"): 0.2,  # a define_metric summary
-        ("0/return", '{"subset":"Eval"}'): 7.5,
+        ("0/return", '{"subset":"eval"}'): 7.5,  # `Eval/0/return`: the subset lowercased
         ("best_epoch", "{}"): 3.0,
     }
     assert item.meta["results"] == {"note": "done", "converged": True, "lr_history": [0.1, 0.01]}
@@ -144,12 +139,9 @@ def test_good_run_flattens_nested_values_and_keeps_media_strings_and_bookkeeping
     assert metadata["git"] == {"remote": "https://example.com/proj.git", "commit": "abc123"}
     assert not {"email", "username", "disk", "memory", "gpu_devices"} & set(metadata)
     assert item.meta["host"] == "gpu-box"
-    # without PyYAML the config is not read, and the run says so
-    assert item.hparams == {} and item.meta["config_note"] == NO_YAML
 
 
-def test_config_yaml_values_are_unwrapped_when_pyyaml_is_installed():
-    pytest.importorskip("yaml", reason="PyYAML is not installed: config.yaml is not read (tested by the no_yaml tests)")
+def test_config_yaml_values_are_unwrapped():
     record, bad = split(read(GOOD))
     assert bad == []
     item = interpret(record, FieldRules())
@@ -171,7 +163,7 @@ def test_config_yaml_values_are_unwrapped_when_pyyaml_is_installed():
     assert problem.locator == "config.yaml line 4" and problem.reason.startswith("config.yaml: not YAML")
 
 
-def test_start_time_sources_in_order_metadata_then_the_folders_local_time(no_yaml):
+def test_start_time_sources_in_order_metadata_then_the_folders_local_time():
     newer, _ = split(read(NEW))
     item = interpret(newer, FieldRules())
     assert item.record_id == "new-cfg-1"  # an id of the user's own, with dashes
@@ -190,17 +182,38 @@ def test_start_time_sources_in_order_metadata_then_the_folders_local_time(no_yam
     assert frames.runs.loc[0, "created_at"] == dt.datetime(2026, 1, 4, 11, 0, tzinfo=UTC)  # the folder is local time
 
 
-def test_every_bad_file_is_reported_and_the_run_still_comes_out(no_yaml):
+def test_every_bad_file_is_reported_and_the_run_still_comes_out():
     record, bad = split(read(BAD))
     assert [(b.source, b.locator) for b in bad] == [
         ("wandb/run-20260105_000000-bad00001/files/wandb-summary.json", "line 1"),
+        ("wandb/run-20260105_000000-bad00001/files/wandb-summary.json", "config.yaml line 4"),
         ("wandb/run-20260105_000000-bad00001/files/wandb-summary.json", "wandb-metadata.json"),
     ]
     assert bad[0].reason.startswith("not JSON")
-    assert bad[1].reason == "wandb-metadata.json: expected object, got list"
-    assert record.data["run_id"] == "bad00001" and record.data["config_note"] == NO_YAML
+    assert bad[1].reason.startswith("config.yaml: not YAML")
+    assert bad[2].reason == "wandb-metadata.json: expected object, got list"
+    assert record.data["run_id"] == "bad00001" and record.data["config"] == {}
+    assert "config_note" not in record.data
     frames = Normalizer().normalize([record])
     assert len(frames.runs) == 0 and len(frames.skipped) == 1  # nothing left to import: said, not raised
+
+
+def test_capitalized_subset_sections_become_lowercase_contexts_and_no_value_is_lost():
+    record, bad = split(read(CAPS))
+    assert bad == []
+    item = interpret(record, FieldRules())
+    assert finals(item.points) == {
+        ("0/return", '{"subset":"eval"}'): 7.5,  # `Eval/0/return`
+        ("1/return", '{"subset":"eval"}'): 6.0,
+        ("loss", '{"subset":"train"}'): 0.5,  # `Train/loss`
+        ("Acc", '{"subset":"val"}'): 0.8,  # `{"Val": {"Acc": ..}}`: the subset word only
+        ("acc", '{"subset":"test"}'): 0.71,  # `test/acc`
+        # `Test/acc` beside `test/acc`: lowercasing it would overwrite one of them, so it keeps its case
+        ("acc", '{"subset":"Test"}'): 0.7,
+        ("Eval", "{}"): 2.0,  # a whole name, not a prefix: no context to make of it
+        ("Evaluation/score", "{}"): 1.0,  # not a subset word
+    }
+    assert record.data["results"]["eval/0/return"] == 7.5 and "Eval/0/return" not in record.data["results"]
 
 
 def test_claims_are_wandbs_files_not_a_file_the_user_saved():
@@ -223,7 +236,7 @@ def test_claims_are_wandbs_files_not_a_file_the_user_saved():
 
 
 def test_detection_needs_a_run_folder_and_skips_the_latest_run_symlink(tmp_path):
-    assert all(is_wandb(p) for p in (GOOD, NEW, OFFLINE, BAD))
+    assert all(is_wandb(p) for p in (GOOD, NEW, OFFLINE, BAD, CAPS))
     assert not is_wandb(PROJ / "exported" / "files" / "wandb-summary.json")
     assert not is_wandb(GOOD.parent / "wandb-metadata.json")
 

@@ -4,7 +4,11 @@ One run folder is one run, with its summary as the primary file. Quirks of what 
 writes (seen in the corpus run `run-20231210_175258-gu7xnmg8`, written by wandb 0.16):
 - the summary is one JSON object of the last value logged under each name: the run's final
   numbers, imported as results. Names keep their `/` (`Eval/3/episodic_return`, `train/loss`);
-  Aim accepts it, and a leading `train`/`val`/`eval`/`test` segment becomes a context as anywhere;
+  Aim accepts it, and a leading `train`/`val`/`eval`/`test` segment becomes a context as anywhere.
+  W&B users capitalize that segment to title a panel section (`Eval/<i>/...` in the corpus run):
+  it is lowercased (`eval/3/episodic_return` -> `3/episodic_return` with `{"subset": "eval"}`), so
+  the context is the `eval` every other reader's `eval_` prefix gives, not a second `Eval` one. A
+  name whose lowercased form the summary also holds keeps its case, so neither value is lost;
 - the keys starting with `_` are W&B's bookkeeping, not metrics: `_step` (the last step),
   `_runtime` (seconds run), `_timestamp` (epoch seconds of the last log) and `_wandb`
   (`{"runtime": ...}`). They are kept in the run's meta under `wandb`. `_timestamp` is the run's
@@ -21,11 +25,10 @@ writes (seen in the corpus run `run-20231210_175258-gu7xnmg8`, written by wandb 
   folder: not a run of its own (`is_wandb` is false for it), unless it is a real folder (a copy),
   whose id then comes from its `run-<id>.wandb` file;
 - `files/config.yaml` is the config, as `{key: {desc: .., value: ..}}` (older clients also write
-  `wandb_version: 1` and `desc: null`; newer ones only `value`). It is YAML, and PyYAML is no
-  dependency of aim-etl: it is read only when `yaml` can be imported, else the run's meta says
-  `config.yaml not read (PyYAML not installed)`. Its `_wandb` entry (client version, start time,
-  telemetry codes `t`) and `wandb_version` are bookkeeping: kept in the meta under `wandb_config`,
-  without the telemetry codes;
+  `wandb_version: 1` and `desc: null`; newer ones only `value`), read with `yaml.safe_load` (plain
+  YAML, no tags that build objects). Its `_wandb` entry (client version, start time, telemetry
+  codes `t`) and `wandb_version` are bookkeeping: kept in the meta under `wandb_config`, without
+  the telemetry codes;
 - `files/wandb-metadata.json` (program, args, host, git, python, ...) goes to the meta, without
   the user's email and the machine inventory (disks, memory, GPU list);
 - the W&B project and the run's display name are not in these files (only in the binary log);
@@ -46,6 +49,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from etl.errors import BadRecord
 from etl.readers.jsontext import JSONError, loads, type_name
 from etl.readers.record import Record
@@ -56,7 +61,6 @@ SUMMARY = "wandb-summary.json"
 CONFIG = "config.yaml"
 METADATA = "wandb-metadata.json"
 LATEST = "latest-run"
-NO_YAML = "config.yaml not read (PyYAML not installed)"
 
 # `run-20231210_175258-gu7xnmg8`; runs logged offline are `offline-run-...`. An id may hold `-`.
 _RUN_FOLDER = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-(.+)$")
@@ -83,7 +87,7 @@ _METADATA_KEPT = (
     "gpu_count",
 )
 _CLAIMED = {
-    CONFIG: "read: the run's config (when PyYAML is installed)",
+    CONFIG: "read: the run's config, in the run's hparams",
     METADATA: "read: the run's program, host and git state, kept in the run's meta",
     "requirements.txt": "not imported: the run's installed packages",
     "conda-environment.yaml": "not imported: the run's conda environment",
@@ -178,13 +182,9 @@ def read_wandb(path: Path, source: str, **_ignored: object) -> Iterator[Record |
     config: dict[str, Any] = {}
     own: dict[str, Any] = {}
     if (files / CONFIG).is_file():
-        yaml = _yaml()
-        if yaml is None:
-            data["config_note"] = NO_YAML
-        else:
-            config, own, problem = _read_config(files / CONFIG, yaml)
-            if problem is not None:
-                yield BadRecord(source, *problem)
+        config, own, problem = _read_config(files / CONFIG)
+        if problem is not None:
+            yield BadRecord(source, *problem)
     data["config"] = config
 
     bookkeeping: dict[str, Any] = {}
@@ -195,6 +195,7 @@ def read_wandb(path: Path, source: str, **_ignored: object) -> Iterator[Record |
             bookkeeping[key] = value
         else:
             _flatten_into(results, media, key, value, "_" if key.lower() in SUBSETS else "/")
+    results = _lowercase_subsets(results)
     if results:
         data["results"] = results
     if media:
@@ -242,15 +243,6 @@ def read_wandb(path: Path, source: str, **_ignored: object) -> Iterator[Record |
     yield Record(source, "$", WANDB, data)
 
 
-def _yaml() -> Any:
-    """PyYAML when it is installed, else None: it is no dependency of aim-etl."""
-    try:
-        import yaml
-    except ImportError:
-        return None
-    return yaml
-
-
 def _read_json_object(path: Path, name: str) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
     """(the file's JSON object or None, (locator, reason) or None). A missing file is no problem.
 
@@ -276,7 +268,7 @@ def _read_json_object(path: Path, name: str) -> tuple[dict[str, Any] | None, tup
     return value, None
 
 
-def _read_config(path: Path, yaml: Any) -> tuple[dict[str, Any], dict[str, Any], tuple[str, str] | None]:
+def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any], tuple[str, str] | None]:
     """(config, W&B's own entries, problem). Each `{desc, value}` entry gives its value; `wandb_version`
     and `_wandb` are W&B's; an entry of another shape is kept as it is."""
     try:
@@ -320,6 +312,32 @@ def _flatten_into(results: dict[str, Any], media: dict[str, Any], name: str, val
             _flatten_into(results, media, f"{name}{sep}{key}", inner, "/")
     else:
         results[name] = value
+
+
+def _lowercase_subsets(results: dict[str, Any]) -> dict[str, Any]:
+    """Names with their leading subset word lowercased (`Eval/0/return` -> `eval/0/return`), in order.
+
+    A lowercased name that another summary key already has (`Eval/x` beside `eval/x`), or that an
+    earlier name became, is not taken: that name keeps its case, and its own context, rather than
+    overwrite a value.
+    """
+    out: dict[str, Any] = {}
+    for name, value in results.items():
+        lowered = _lowercase_subset(name)
+        if lowered != name and (lowered in results or lowered in out):
+            lowered = name
+        out[lowered] = value
+    return out
+
+
+def _lowercase_subset(name: str) -> str:
+    """The name with its leading subset word lowercased; the separators are tried in the order the
+    interpreter splits on, so the word lowered is the one that becomes the context."""
+    for sep in ("_", "/", "."):
+        head, found, rest = name.partition(sep)
+        if found and rest and head.lower() in SUBSETS:
+            return head.lower() + found + rest
+    return name
 
 
 def _plain(value: Any) -> Any:
