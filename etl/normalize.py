@@ -129,7 +129,9 @@ class Normalizer:
                 skipped.append(SkippedRecord(record.source, record.locator, str(exc)))
                 continue
             digest = content_hash(record, self.rules)
-            key, occurrence = self.run_key(record.source, item.record_id, digest)
+            # The key is scoped by the record's file, unless its reader names a steadier scope (a
+            # checkpoint-only Trainer folder: the output folder, whichever checkpoint is newest).
+            key, occurrence = self.run_key(record.key_source or record.source, item.record_id, digest)
             identities[key] = (item.record_id, occurrence)
             if occurrence > 1:
                 reruns.append(

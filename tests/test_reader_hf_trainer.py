@@ -34,7 +34,8 @@ from etl.readers.hf_trainer import (
     read_hf_trainer,
 )
 from etl.readers.record import Record
-from tests.conftest import numbers, same_number
+from tests.conftest import aim_runs, numbers, run_cli, same_number
+from tests.conftest import series as aim_series
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hf_trainer"
 FINISHED = FIXTURES / "glue_sweep" / "bert-lr3e-5"
@@ -308,6 +309,79 @@ def test_checkpoint_only_folder_reads_result_and_config_files_of_the_output_fold
     shutil.copy(state_path, output / "trainer_state.json")
     assert not is_hf_trainer(state_path)
     assert hf_checkpoint_copy_reason(state_path) == "checkpoint copy of ../trainer_state.json"
+
+
+def test_checkpoint_key_is_the_output_folders_state_file_whichever_checkpoint_is_read():
+    newest = STOPPED / "checkpoint-100" / "trainer_state.json"
+    (record,) = list(read_hf_trainer(newest, "glue_sweep/bert-lr1e-4/checkpoint-100/trainer_state.json"))
+    assert record.source == "glue_sweep/bert-lr1e-4/checkpoint-100/trainer_state.json"  # the file read
+    assert record.key_source == "glue_sweep/bert-lr1e-4/trainer_state.json"
+    assert (
+        Normalizer().normalize([record]).runs.loc[0, "run_key"]
+        == "glue_sweep/bert-lr1e-4/trainer_state.json#bert-lr1e-4"
+    )
+    (final,) = list(read_hf_trainer(FINISHED / "trainer_state.json", "glue_sweep/bert-lr3e-5/trainer_state.json"))
+    assert final.key_source is None  # a finished folder is keyed by its own file, as it always was
+
+
+def sync_report(tmp_path: Path, command: str, source: Path, repo: Path) -> dict:
+    out = tmp_path / f"{command}-{len(list(tmp_path.glob('*.json')))}.json"
+    result = run_cli(command, source, "--repo", repo, "--report", out, "-q")
+    assert result.exit_code == 0, result.output
+    return json.loads(out.read_text())
+
+
+def test_a_run_still_training_stays_one_aim_run_as_checkpoints_and_the_final_state_appear(tmp_path):
+    """Copy checkpoint-40 of the stopped fixture run, import, then let "training" write checkpoint-100
+    and at last the final state beside them: each sync rewrites the one run, same hash, longer history."""
+    runs_dir = tmp_path / "runs"
+    output = runs_dir / "bert-lr1e-4"
+    output.mkdir(parents=True)
+    shutil.copytree(STOPPED / "checkpoint-40", output / "checkpoint-40")
+    repo = tmp_path / "repo"
+    train_loss = ("loss", (("subset", "train"),))
+
+    first = sync_report(tmp_path, "migrate", runs_dir, repo)
+    assert first["summary"]["new"] == first["summary"]["runs_written"] == 1
+    (run,) = aim_runs(repo).values()
+    run_hash = run.hash
+    assert run["etl"]["run_key"] == f"{output.resolve().as_posix()}/trainer_state.json#bert-lr1e-4"
+    assert [p[0] for p in aim_series(run)[train_loss]] == [10, 20, 30, 40]
+
+    shutil.copytree(STOPPED / "checkpoint-100", output / "checkpoint-100")
+    second = sync_report(tmp_path, "sync", runs_dir, repo)
+    assert second["summary"]["changed"] == second["summary"]["runs_written"] == 1
+    assert second["summary"]["new"] == 0
+    skipped = {s["source"]: s["reason"] for s in second["skipped"]}
+    assert skipped[(output / "checkpoint-40" / "trainer_state.json").resolve().as_posix()].startswith(
+        "part of"
+    )  # claimed by the newest checkpoint's run, not read again
+    runs = aim_runs(repo)
+    assert list(runs) == [run_hash]  # the same run, not a second one
+    run = runs[run_hash]
+    assert run["etl"]["source"].endswith("bert-lr1e-4/checkpoint-100/trainer_state.json")
+    assert run["meta"]["checkpoint"] == "checkpoint-100"
+    got = aim_series(run)
+    assert [p[0] for p in got[train_loss]] == list(range(10, 101, 10))
+    assert [p[0] for p in got[("loss", (("subset", "eval"),))]] == [50, 100]
+    assert sum(len(points) for points in got.values()) == 10 * 4 + 2 * 6 + 1
+
+    again = sync_report(tmp_path, "sync", runs_dir, repo)
+    assert again["summary"]["runs_written"] == 0 and again["summary"]["changed"] == 0
+
+    # training ends: the final state, with its summary entry, is saved in the output folder
+    state = load(output / "checkpoint-100" / "trainer_state.json")
+    state["log_history"].append({"epoch": 1.0, "step": 100, "train_loss": 0.5, "train_runtime": 12.5})
+    (output / "trainer_state.json").write_text(json.dumps(state))
+    third = sync_report(tmp_path, "sync", runs_dir, repo)
+    assert third["summary"]["changed"] == third["summary"]["runs_written"] == 1
+    runs = aim_runs(repo)
+    assert list(runs) == [run_hash]
+    assert runs[run_hash]["etl"]["source"].endswith("bert-lr1e-4/trainer_state.json")
+    assert ("runtime", (("subset", "train"),)) in aim_series(runs[run_hash])
+
+    last = sync_report(tmp_path, "sync", runs_dir, repo)
+    assert last["summary"]["runs_written"] == 0 and last["summary"]["new"] == last["summary"]["changed"] == 0
 
 
 # --- transformers 4.0 -------------------------------------------------------------------------------

@@ -38,6 +38,9 @@ with `best_global_step` and `stateful_callbacks`, and in the end-of-training ent
   is read: its own `trainer_state.json`, or, when there is none (training stopped, or
   `save_state()` never called), that of the highest-numbered checkpoint holding one. `hf_checkpoint_copy_reason`
   says why any other copy is skipped; the run is then named after the output folder all the same;
+- a checkpoint-only folder's run is keyed by the output folder, not by the checkpoint read
+  (`_key_source`): as training goes on and newer checkpoints replace the one read, a sync updates
+  the same Aim run with the longer history instead of adding a run per checkpoint;
 - no file holds a wall-clock time (no start or end is given); the run id is the output folder's
   name and the experiment the folder holding it.
 
@@ -50,6 +53,7 @@ from __future__ import annotations
 
 import math
 import os
+import posixpath
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,7 +264,25 @@ def read_hf_trainer(path: Path, source: str, **_ignored: object) -> Iterator[Rec
         data["trainer_state"] = bookkeeping
     if other_epochs:
         data["results_epoch"] = other_epochs[0] if len(other_epochs) == 1 else other_epochs
-    yield Record(source, "$" if state is not None else read[0], HF_TRAINER, data)
+    yield Record(source, "$" if state is not None else read[0], HF_TRAINER, data, key_source=_key_source(path, source))
+
+
+def _key_source(path: Path, source: str) -> str | None:
+    """For a checkpoint read as the run: the output folder's own `trainer_state.json`, as the run key's scope.
+
+    Keyed by the file read (`out/checkpoint-2400/trainer_state.json#out`), a run still training would
+    become a second run when `checkpoint-2600` appears, and a third when the final state is saved.
+    Keyed by the output folder's state file, whether it exists yet or not, every checkpoint and the
+    final `trainer_state.json` name the same run, so a sync rewrites that run in place with the
+    longer history. `source` is the file's stable name (relative to the repo or absolute); only its
+    `checkpoint-N/` segment is dropped, so a finished folder's key is what it always was.
+    """
+    if path.parent == _output_folder(path):
+        return None
+    folder, name = posixpath.split(source)
+    if not posixpath.basename(folder).startswith("checkpoint-"):
+        return None  # a name that does not end in the checkpoint's folder (a symlink resolved): keep it
+    return posixpath.join(posixpath.dirname(folder), name)
 
 
 def _log_rows(

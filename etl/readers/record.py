@@ -21,6 +21,10 @@ class Record:
     parent: dict[str, Any] = field(default_factory=dict)
     # Byte offset just after this record in its file, for JSONL sync cursors.
     end_offset: int | None = None
+    # What scopes the run key when it is not the file read (`source`): a reader whose file changes
+    # name as the run goes on (a Trainer's newest `checkpoint-N/trainer_state.json`) names here the
+    # place that stays, so the run keeps one key, and so one Aim run, as later files replace it.
+    key_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
