@@ -20,6 +20,9 @@ from pathlib import Path
 import filelock
 
 from etl.errors import BadRecord, EtlError, RepoLocked, StageFailed
+from etl.governance.evaluate import evaluate
+from etl.governance.report import CheckedRun, GovernanceReport
+from etl.governance.rules import RuleSet
 from etl.interpret import FieldRules
 from etl.ledger import DONE, WRITING, Cursor, Ledger, LedgerEntry, LedgerSnapshot, default_ledger_path
 from etl.mapper import map_runs
@@ -359,6 +362,7 @@ __all__ = [
     "rollback",
     "sync",
     "watch",
+    "validate",
 ]
 
 
@@ -456,6 +460,64 @@ def ledger_batches(repo: str | Path = ".", *, ledger: str | Path | None = None) 
         return book.batches()
     finally:
         book.close()
+
+
+def validate(
+    repo: str | Path,
+    rules: RuleSet,
+    *,
+    query: str | None = None,
+    dry_run: bool = False,
+    lock_wait: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
+    on_run: Callable[[CheckedRun], None] | None = None,
+) -> GovernanceReport:
+    """Check the runs of any Aim repo (imported or logged live) and write each one's validation.
+
+    A run that already carries this exact validation is left alone, so a second pass with the same
+    rules writes nothing. A run another process holds open is reported active and skipped. A pass
+    that writes appends one step to the rules version's compliance run. With `dry_run` no run is
+    touched; the index is still brought up to date (as `aim up` does), or unindexed runs would be
+    invisible to the check.
+    """
+    from etl.writers.governance import GovernanceRepo, RunHeld
+
+    root = repo_root(repo)
+    report = GovernanceReport(rules.version, rules.source, rules.info(), [], dry_run=dry_run)
+    with contextlib.ExitStack() as stack:
+        if not dry_run:
+            stack.enter_context(_repo_lock(root, lock_wait, on_wait))
+        target = GovernanceRepo(root)
+        written: list[str] = []
+        for stored in target.runs(query):
+            view = stored.view
+            validation = evaluate(rules, view)
+            state, reason = "unchanged", None
+            if not stored.carries(validation):
+                state = "dry-run"
+                if not dry_run:
+                    try:
+                        target.write(view.key, validation, stored.end_time)
+                        state = "written"
+                        written.append(view.key)
+                    except RunHeld as held:
+                        state, reason, validation = "active", f"held open by another process ({held})", None
+            checked = CheckedRun(view.key, view.experiment, view.name, state, validation, reason=reason)
+            report.runs.append(checked)
+            if on_run is not None:
+                on_run(checked)
+        if written:
+            target.index(written)
+            report.compliance_run = target.track_compliance(
+                rules.version,
+                {
+                    "compliance_rate": report.compliance_rate or 0.0,
+                    "mean_score": report.mean_score or 0.0,
+                    "runs_checked": float(len(report.checked)),
+                },
+                {rule: rate for rule, rate in report.rule_pass_rates().items() if rate is not None},
+            )
+    return report
 
 
 def _open_ledger(root: Path, ledger: str | Path | None, *, read_only: bool) -> Ledger:

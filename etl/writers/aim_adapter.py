@@ -207,3 +207,65 @@ def iter_provenance(repo: Repo) -> Iterator[tuple[str, dict[str, Any]]]:
         provenance = read_provenance(repo, entry.name)
         if provenance and provenance.get("run_key"):
             yield entry.name, provenance
+
+
+def refresh_index(repo: Repo) -> list[str]:
+    """Index every run whose chunk changed since it was last indexed, as `aim up` does on start.
+
+    Runs logged by training code and closed are invisible to `Repo.iter_runs()` and AimQL until
+    then. Returns the hashes indexed. Open a fresh `Repo` afterwards: this one keeps the old index.
+    """
+    indexer = _Indexer(repo)
+    if not indexer.chunks_dir.is_dir():
+        return []
+    index = repo.request_tree("meta", read_only=True)
+    stale = [
+        entry.name
+        for entry in sorted(indexer.chunks_dir.iterdir())
+        if entry.is_dir() and indexer._get_run_checksum(entry.name) != index.get(("index_cache", entry.name))
+    ]
+    for run_hash in stale:
+        indexer.index(run_hash)
+    return stale
+
+
+class RunHeld(Exception):
+    """Another process holds the run open for writing (a training job still logging, or an importer)."""
+
+
+def open_for_update(repo: Repo, run_hash: str) -> Run:
+    """Open an existing run to change its params or tags, or raise `RunHeld`.
+
+    A run being logged by another process raises `RunLockingError` (its softlock) or RocksDB's
+    `RocksIOError` (its database lock): both mean "active, try later", never a reason to force it.
+    """
+    import aimrocks.errors
+    from aim.sdk.errors import RunLockingError
+
+    try:
+        return Run(
+            run_hash=run_hash,
+            repo=repo,
+            system_tracking_interval=None,
+            capture_terminal_logs=False,
+            log_system_params=False,
+        )
+    except (RunLockingError, aimrocks.errors.RocksIOError) as error:
+        raise RunHeld(str(error) or type(error).__name__) from error
+
+
+def close_keeping_end(run: Run, end_time: float | None) -> None:
+    """Close a run opened only to annotate it, leaving its end time (or its lack of one) as it was.
+
+    `close()` would stamp "now" as the end of every run validated, rewriting its duration.
+    """
+    resources = run._resources
+    if resources is not None:
+        tree = resources.meta_run_tree
+
+        def _keep_end_time() -> None:
+            if end_time is not None:
+                tree["end_time"] = end_time
+
+        resources.set_run_end_time = _keep_end_time
+    run.close()

@@ -1,0 +1,186 @@
+"""Governance against an Aim repo: read runs as `RunView`s, write their validation back, and
+track each pass into the compliance run.
+
+Reads go through the index (refreshed first, so runs logged live and closed are seen); writes open
+one run at a time and let it go at once, because a `Run` object keeps its lock until collected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aim import Run
+from aim.storage.context import Context
+from aim.sdk.types import QueryReportMode
+
+from etl import __version__
+from etl.errors import EtlError
+from etl.governance.model import TAG_PREFIX, RunView, TraceSummary, Validation, context_key
+from etl.writers import aim_adapter
+from etl.writers.naming import run_hash_for
+
+GOVERNANCE_EXPERIMENT = "governance"
+# The param that marks the tool's own compliance runs, which are never validated themselves.
+GOVERNANCE_PARAM = "governance"
+
+RunHeld = aim_adapter.RunHeld
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A run as found in the repo: what rules see, and what validation it already carries."""
+
+    view: RunView
+    validation: Mapping[str, Any] | None
+    tags: tuple[str, ...]
+    end_time: float | None
+
+    def carries(self, validation: Validation) -> bool:
+        """True when writing `validation` would change nothing: same param, and its tag alone."""
+        status_tags = [t for t in self.tags if t.startswith(TAG_PREFIX)]
+        return self.validation == validation.to_param() and status_tags == [validation.tag]
+
+
+class GovernanceRepo:
+    """One Aim repo seen by `validate`: refreshed index on open, runs read lazily."""
+
+    def __init__(self, path: str | Path) -> None:
+        aim_adapter.check_aim_version()
+        if not aim_adapter.repo_exists(path):
+            raise EtlError(f"{path}: no Aim repo here (no .aim folder)")
+        self.path = path
+        self.writer = aim_adapter.open_repo(path)
+        aim_adapter.refresh_index(self.writer)
+        # A Repo opened before indexing keeps reading the old index: read through a fresh one.
+        self.reader = aim_adapter.open_repo(path)
+
+    def runs(self, query: str | None = None) -> Iterator[StoredRun]:
+        """Every run matching the AimQL `query` (all runs when None), the compliance runs left out."""
+        if query:
+            matches = self.reader.query_runs(query, report_mode=QueryReportMode.DISABLED)
+            found = (view.run for view in matches.iter_runs())
+        else:
+            found = self.reader.iter_runs()
+        for run in found:
+            stored = _stored(run)
+            if stored is not None:
+                yield stored
+
+    def write(self, run_hash: str, validation: Validation, end_time: float | None) -> None:
+        """Put `validation` on the run with exactly one status tag; raise `RunHeld` if it is active."""
+        run = aim_adapter.open_for_update(self.writer, run_hash)
+        try:
+            run["validation"] = validation.to_param()
+            for tag in run.tags:
+                if tag.startswith(TAG_PREFIX) and tag != validation.tag:
+                    run.remove_tag(tag)
+            if validation.tag not in run.tags:
+                run.add_tag(validation.tag)
+        finally:
+            aim_adapter.close_keeping_end(run, end_time)
+            del run
+            gc.collect()
+
+    def index(self, run_hashes: Sequence[str]) -> None:
+        """Re-index what was written, so AimQL and `aim up` see the new validation at once."""
+        aim_adapter.index_runs(self.writer, list(run_hashes))
+
+    def track_compliance(
+        self, rules_version: str, figures: Mapping[str, float], rule_rates: Mapping[str, float]
+    ) -> str:
+        """Append one step to the rules version's compliance run; return its hash.
+
+        One run per rules version (hash derived from it), so a team's trend under one standard is
+        one chart; a new version starts a new line.
+        """
+        run_hash = run_hash_for(f"{GOVERNANCE_EXPERIMENT}:{rules_version}")
+        if aim_adapter.run_exists(self.writer, run_hash):
+            run = aim_adapter.open_for_update(self.writer, run_hash)
+        else:
+            run = aim_adapter.create_run(self.writer, run_hash, GOVERNANCE_EXPERIMENT)
+            run.name = rules_version
+            run[GOVERNANCE_PARAM] = {"rules_version": rules_version, "tool": f"aim-etl {__version__}"}
+        try:
+            step = _next_step(run)
+            now = dt.datetime.now(dt.UTC).timestamp()
+            for name, value in figures.items():
+                aim_adapter.track_point(run, value, name, step, None, {}, now)
+            for rule, rate in rule_rates.items():
+                aim_adapter.track_point(run, rate, "rule_pass_rate", step, None, {"rule": rule}, now)
+        finally:
+            aim_adapter.close_run(run, None)
+            del run
+            gc.collect()
+        self.index([run_hash])
+        return run_hash
+
+
+def _next_step(run: Run) -> int:
+    """One step per pass: after the highest step any compliance series reached."""
+    last = [s.get("last_step", -1) for names in _collect(run.meta_run_tree, "traces").values() for s in names.values()]
+    return max(last, default=-1) + 1
+
+
+def _stored(run: Run) -> StoredRun | None:
+    tree = run.meta_run_tree
+    params = {k: v for k, v in _collect(tree, "attrs").items() if not str(k).startswith("__")}
+    if GOVERNANCE_PARAM in params and run.experiment == GOVERNANCE_EXPERIMENT:
+        return None
+    contexts = _collect(tree, "contexts")
+    traces: dict[tuple[str, str], TraceSummary] = {}
+    for ctx_id, names in _collect(tree, "traces").items():
+        context = contexts.get(ctx_id, contexts.get(str(ctx_id), {}))
+        for name, summary in names.items():
+            if summary.get("version") != 2:  # images, texts, distributions: no numeric summary
+                continue
+            traces[(name, context_key(context))] = TraceSummary(
+                first=_number(summary.get("first")),
+                last=_number(summary.get("last")),
+                min=_number(summary.get("min")),
+                max=_number(summary.get("max")),
+                first_step=summary.get("first_step"),
+                last_step=summary.get("last_step"),
+            )
+    view = RunView(
+        key=run.hash,
+        experiment=run.experiment,
+        name=run.name,
+        params=params,
+        traces=traces,
+        series=_series_loader(run),
+    )
+    try:
+        end_time = tree["end_time"]
+    except KeyError:
+        end_time = None
+    return StoredRun(view=view, validation=params.get("validation"), tags=tuple(run.tags), end_time=end_time)
+
+
+def _series_loader(run: Run) -> Callable[[str, str], list[float]]:
+    """Whole series are read only for `agg = "mean"` rules; the summary serves the others."""
+
+    def load(name: str, context: str) -> list[float]:
+        metric = run.get_metric(name, Context(orjson.loads(context)))
+        if metric is None:
+            return []
+        return [float(v) for v in metric.values.values_numpy()]
+
+    return load
+
+
+def _collect(tree, key: str) -> dict[Any, Any]:
+    try:
+        value = tree.collect(key)
+    except KeyError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
