@@ -21,6 +21,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INVALID = 3
+EXIT_QUALITY = 4  # --fail-on: a run failed the governance rules at that level
 EXIT_LOCKED = 5
 
 SUMMARY_KEYS = (NEW, CHANGED, UNCHANGED, DUPLICATE, "skipped", "invalid", "runs_written", "points_written")
@@ -48,8 +49,17 @@ class FileStats:
     invalid: int = 0
     skipped: int = 0
     # how the file was read: read (first time), re-read (changed: read in full), appended (read
-    # from its cursor), unchanged (not read at all)
+    # from its cursor), unchanged (not read at all); skipped when no reader took it
     mode: str = "read"
+    # why the file was skipped (no reader took it, or it held no records), else None
+    reason: str | None = None
+
+    @property
+    def reader(self) -> str:
+        """What the report shows for the file: the reader (format) that took it, or `skipped: <reason>`."""
+        if self.format:
+            return self.format
+        return f"skipped: {self.reason}" if self.reason else "-"
 
 
 @dataclass
@@ -92,7 +102,11 @@ class SyncReport:
 
     def add_skipped_file(self, source: str, reason: str) -> None:
         self.skipped.append(Issue(source, "file", reason))
-        self.file(source, None)
+        stats = self.file(source, None)
+        if stats.reason is None:
+            stats.reason = reason
+        if stats.format is None:
+            stats.mode = "skipped"
 
     def add_chunk(self, frames: Frames, plan: SyncPlan) -> None:
         for item in frames.skipped:
@@ -176,9 +190,9 @@ class SyncReport:
             "| file | format | records | new | changed | unchanged | duplicate | invalid | skipped |",
         ]
         out += ["|---|---|---|---|---|---|---|---|---|"]
-        for f in self.files.values():
+        for f in sorted(self.files.values(), key=lambda f: f.source):
             out.append(
-                f"| `{_md(_shown(f.source))}` | {f.format or '-'} | {f.records} | {f.new} | {f.changed} "
+                f"| `{_md(_shown(f.source))}` | {_md(_shown_reader(f))} | {f.records} | {f.new} | {f.changed} "
                 f"| {f.unchanged} | {f.duplicate} | {f.invalid} | {f.skipped} |"
             )
         for title, issues in (
@@ -211,15 +225,27 @@ class SyncReport:
         if self.naive_timestamps:
             out.append(f"{self.naive_timestamps} timestamps had no timezone and were read as {self.timezone}")
         width = max((len(_shown(f.source)) for f in self.files.values()), default=10)
-        out.append(f"{'file':<{width}}  {'read':<9}  records  new  changed  unchanged  dup  invalid  skipped")
-        for f in self.files.values():
+        # The reader column comes second so that a skipped file's reason, which can be long, ends its row.
+        fmt = max((len(f.format) for f in self.files.values() if f.format), default=0)
+        fmt = max(fmt, len("format"))
+        counts = "records  new  changed  unchanged  dup  invalid  skipped"
+        out.append(f"{'file':<{width}}  {'format':<{fmt}}  {'read':<9}  {counts}")
+        # By path, so a folder's files (a run's primary file and the ones read with it) sit together.
+        for f in sorted(self.files.values(), key=lambda f: f.source):
+            if not f.format:
+                out.append(f"{_shown(f.source):<{width}}  {_shown_reader(f)}")
+                continue
             out.append(
-                f"{_shown(f.source):<{width}}  {f.mode:<9}  {f.records:>7}  {f.new:>3}  {f.changed:>7}  "
-                f"{f.unchanged:>9}  {f.duplicate:>3}  {f.invalid:>7}  {f.skipped:>7}"
+                f"{_shown(f.source):<{width}}  {f.format:<{fmt}}  {f.mode:<9}  {f.records:>7}  {f.new:>3}  "
+                f"{f.changed:>7}  {f.unchanged:>9}  {f.duplicate:>3}  {f.invalid:>7}  {f.skipped:>7}"
             )
+        # Files no reader took have their reason in their row already; listed again, they would crowd
+        # the skipped records out of the `limit`.
+        in_rows = {f.source for f in self.files.values() if not f.format}
+        skipped = [i for i in self.skipped if not (i.locator == "file" and i.source in in_rows)]
         for title, issues in (
             ("invalid", self.invalid),
-            ("skipped", self.skipped),
+            ("skipped", skipped),
             ("duplicates", self.duplicates),
             ("re-runs", self.reruns),
             ("pending (torn last lines, for the next sync)", self.pending),
@@ -269,6 +295,13 @@ def _shown(source: str) -> str:
         if source.startswith(here):
             return source[len(here) :]
     return source
+
+
+def _shown_reader(stats: FileStats) -> str:
+    """`FileStats.reader`, with the source a `part of <source>` reason names shortened as files are."""
+    text = stats.reader
+    here = Path.cwd().as_posix() + "/"
+    return text.replace(" " + here, " ") if text.startswith("skipped: part of ") else text
 
 
 def _md(text: str) -> str:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, aim_runs, run_cli
+from tests.conftest import FIXTURES, TEST_FIXTURES, aim_runs, run_cli
 
 GOOD = FIXTURES / "results" / "run_node2vec_best.json"
 
@@ -91,7 +92,6 @@ def test_python_dash_m_runs_the_cli():
     assert done.stdout.startswith("aim-etl, version")
 
 
-
 def test_aims_own_cli_lists_the_imported_runs_at_once(repo):
     """Runs are indexed by the import: `aim runs ls` sees them without `aim up` having run."""
     run_cli("migrate", FIXTURES / "results" / "eval_summary.json", "--repo", repo, "-q")
@@ -115,3 +115,83 @@ def test_ledger_can_live_elsewhere(repo, tmp_path):
     assert ledger.is_file() and not (repo / ".aim-etl-ledger.sqlite").exists()
     again = run_cli("migrate", GOOD, "--repo", repo, "--ledger", ledger)
     assert "1 unchanged" in again.output and "0 runs written" in again.output
+
+
+def _mixed_tree(root: Path) -> Path:
+    """A project's outputs with every reader's files, and files no reader takes, from tests/fixtures."""
+    tree = root / "project"
+    shutil.copytree(TEST_FIXTURES / "hf_trainer" / "glue_sweep", tree / "outputs" / "glue_sweep")
+    shutil.copytree(
+        TEST_FIXTURES / "wandb" / "proj" / "wandb" / "run-20260102_050506-abc12345",
+        tree / "wandb" / "run-20260102_050506-abc12345",
+    )
+    shutil.copytree(TEST_FIXTURES / "sacred" / "my_runs" / "1", tree / "my_runs" / "1")
+    trial = "trainable_ab12c_00000_0_lr=0.0100_2026-01-02_03-04-00"  # with a pickle and an event file
+    shutil.copytree(TEST_FIXTURES / "ray_tune" / "lr_sweep" / trial, tree / "ray_results" / "lr_sweep" / trial)
+    shutil.copy(TEST_FIXTURES / "steps" / "nmt" / "train_log.jsonl", tree / "train_log.jsonl")
+    shutil.copy(TEST_FIXTURES / "jsonl" / "good.jsonl", tree / "EXPERIMENT_LOG.jsonl")
+    (tree / "results").mkdir()
+    shutil.copy(TEST_FIXTURES / "json" / "grid.json", tree / "results" / "grid.json")
+    (tree / "results" / "summary.csv").write_text("lr,acc\n0.1,0.5\n")
+    (tree / "README.txt").write_text("notes\n")
+    (tree / "tb").mkdir()
+    (tree / "tb" / "events.out.tfevents.1767323041.host").write_bytes(b"\x00")
+    return tree
+
+
+def test_a_mixed_tree_dry_run_shows_which_reader_took_each_file_or_why_it_was_skipped(tmp_path, repo):
+    tree = _mixed_tree(tmp_path)
+    files = sorted(p.resolve().as_posix() for p in tree.rglob("*") if p.is_file())
+    md, js = tmp_path / "plan.md", tmp_path / "plan.json"
+    result = run_cli("migrate", tree, "--repo", repo, "--dry-run", "--report", md)
+    assert result.exit_code == 0, result.output
+    assert not repo.exists()  # a dry run creates nothing
+
+    # the terminal report: one row per file, the reader that took it or `skipped: <reason>`
+    rows = {}
+    for line in result.output.splitlines():
+        source, _, rest = line.partition("  ")
+        if source in files:
+            rows[source] = rest.strip()
+    assert sorted(rows) == files
+    readers = {source: row.split()[0] for source, row in rows.items() if not row.startswith("skipped: ")}
+    skipped = {source: row.removeprefix("skipped: ") for source, row in rows.items() if row.startswith("skipped: ")}
+    assert set(readers.values()) == {"hf-trainer", "wandb", "sacred", "ray-tune", "steps", "jsonl", "json"}
+    out = tree.resolve().as_posix()
+    assert readers[f"{out}/outputs/glue_sweep/bert-lr3e-5/trainer_state.json"] == "hf-trainer"
+    assert readers[f"{out}/outputs/glue_sweep/bert-lr1e-4/checkpoint-100/trainer_state.json"] == "hf-trainer"
+    assert readers[f"{out}/outputs/glue_sweep/bert-lr3e-5/predictions.json"] == "json"  # the user's own file
+    assert readers[f"{out}/train_log.jsonl"] == "steps" and readers[f"{out}/EXPERIMENT_LOG.jsonl"] == "jsonl"
+    assert readers[f"{out}/results/grid.json"] == "json"
+    assert skipped[f"{out}/outputs/glue_sweep/bert-lr3e-5/all_results.json"] == (
+        f"part of {out}/outputs/glue_sweep/bert-lr3e-5/trainer_state.json (hf-trainer run): "
+        "read: the run's final numbers, merged into its results"
+    )
+    assert skipped[f"{out}/outputs/glue_sweep/bert-lr1e-4/checkpoint-40/trainer_state.json"].startswith(
+        f"part of {out}/outputs/glue_sweep/bert-lr1e-4/checkpoint-100/trainer_state.json (hf-trainer run): "
+    )
+    assert skipped[f"{out}/results/summary.csv"].startswith("CSV is not read")
+    assert skipped[f"{out}/README.txt"] == "not a JSON or JSONL file (.txt)"
+    ray = f"{out}/ray_results/lr_sweep/trainable_ab12c_00000_0_lr=0.0100_2026-01-02_03-04-00"
+    assert readers[f"{ray}/result.json"] == "ray-tune"
+    assert "pickle" in skipped[f"{ray}/params.pkl"] and "never unpickled" in skipped[f"{ray}/params.pkl"]
+    assert "TensorBoard copy" in skipped[f"{ray}/events.out.tfevents.1767323041.host"]  # part of the trial
+    assert "aim convert tensorboard" in skipped[f"{out}/tb/events.out.tfevents.1767323041.host"]  # on its own
+
+    # the Markdown report: the same column
+    files_section = md.read_text().split("## Files\n", 1)[1].split("\n## ", 1)[0]
+    table = [ln for ln in files_section.splitlines() if ln.startswith("| `")]
+    md_rows = {ln.split("`")[1]: ln.split(" | ")[1] for ln in table}
+    assert sorted(md_rows) == files
+    for source, shown in md_rows.items():
+        assert shown == readers.get(source) or shown.replace("\\|", "|") == f"skipped: {skipped[source]}"
+
+    # the JSON report: each file's format, or its reason when no reader took it
+    assert run_cli("migrate", tree, "--repo", repo, "--dry-run", "--report", js, "-q").exit_code == 0
+    listed = {f["source"]: f for f in json.loads(js.read_text())["files"]}
+    assert sorted(listed) == files
+    for source, stats in listed.items():
+        if source in readers:
+            assert stats["format"] == readers[source] and stats["mode"] == "read"
+        else:
+            assert stats["format"] is None and stats["reason"] == skipped[source] and stats["mode"] == "skipped"

@@ -124,7 +124,7 @@ def find_sources(
     claimed: dict[str, str] = {}
     for primary in chosen.values():
         for path, reason in CLAIMS.get(primary.format, lambda _: [])(primary.path):
-            claimed[source_name(path, base)] = f"part of {primary.source}: {reason}"
+            claimed[source_name(path, base)] = f"part of {primary.source} ({primary.format} run): {reason}"
     skipped = [s for s in skipped if s.source not in claimed]
     skipped += [SkippedFile(name, reason) for name, reason in claimed.items()]
     ordered = sorted(
