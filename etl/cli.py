@@ -15,10 +15,13 @@ import click
 
 from etl import __version__, pipeline
 from etl.errors import EtlError, RepoLocked
+from etl.governance.report import FAIL_LEVELS, REPORT_SUFFIXES
+from etl.governance.report import render_text as render_governance_text
+from etl.governance.report import write_report as write_governance_report
 from etl.interpret import FieldRules
 from etl.plan import ON_CHANGE, ON_CHANGE_UPDATE
 from etl.readers import FORMATS, KEYED_AS_CONTEXT, KEYED_AS_RUNS
-from etl.report import EXIT_INVALID, EXIT_LOCKED, SyncReport
+from etl.report import EXIT_INVALID, EXIT_LOCKED, EXIT_QUALITY, SyncReport
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -66,6 +69,23 @@ def _library_errors(func):
 
 def _say(message: str) -> None:
     click.echo(message, err=True)
+
+
+def rules_option(required: bool):
+    return click.option(
+        "--rules",
+        "rules_path",
+        required=required,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Governance rules (TOML): every run checked gets a score, a status and a validation:STATUS tag.",
+    )
+
+
+fail_on_option = click.option(
+    "--fail-on",
+    type=click.Choice(FAIL_LEVELS),
+    help="Exit 4 when a run fails a rule of this severity (warning: of either severity).",
+)
 
 
 def import_options(f):
@@ -133,6 +153,13 @@ def import_options(f):
             show_default=True,
             help="An edited record: rewrite its run in place, leave it, or import it as a new run.",
         ),
+        rules_option(required=False),
+        click.option(
+            "--strict",
+            is_flag=True,
+            help="With --rules: keep runs that fail an error rule out of Aim; the next sync imports them once fixed.",
+        ),
+        fail_on_option,
         wait_option,
         click.option("--quiet", "-q", is_flag=True, help="No progress and no report on the terminal."),
     ]
@@ -149,15 +176,15 @@ def cli() -> None:
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @import_options
-def migrate(report_path, quiet, **options) -> None:
+def migrate(report_path, quiet, fail_on, **options) -> None:
     """Import every run found in SOURCES (files or folders, walked recursively) into the Aim repo.
 
     Running it again writes nothing new: each run is keyed by its source and id (or content),
     and the ledger remembers what was imported. A torn last line is reported invalid.
     """
+    _check_fail_on(fail_on, options)
     report = _run_import(pipeline.migrate, report_path, quiet, options)
-    if report.exit_code == EXIT_INVALID:
-        sys.exit(EXIT_INVALID)
+    _exit(report, fail_on)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -166,17 +193,17 @@ def migrate(report_path, quiet, **options) -> None:
 @click.option(
     "--interval", type=click.FloatRange(min=0.1), default=5.0, show_default=True, help="Seconds between --watch passes."
 )
-def sync(report_path, quiet, watch, interval, **options) -> None:
+def sync(report_path, quiet, watch, interval, fail_on, **options) -> None:
     """Import what changed in SOURCES since the last migrate or sync; safe to run any time.
 
     Unchanged files cost a stat; appended JSONL files are read from where the last sync stopped;
     rewritten files are read again, unchanged records skipped. A torn last line (a writer is still
     writing it) is left for the next sync. Edited records update their run in place (--on-change).
     """
+    _check_fail_on(fail_on, options)
     if not watch:
         report = _run_import(pipeline.sync, report_path, quiet, options)
-        if report.exit_code == EXIT_INVALID:
-            sys.exit(EXIT_INVALID)
+        _exit(report, fail_on)
         return
     paths, repo, kwargs = _import_arguments(options)
     try:
@@ -188,6 +215,19 @@ def sync(report_path, quiet, watch, interval, **options) -> None:
                 _write_report(report, report_path)
     except KeyboardInterrupt:
         _say("stopped watching")
+
+
+def _check_fail_on(fail_on: str | None, options: dict) -> None:
+    if fail_on is not None and options["rules_path"] is None:
+        raise click.UsageError("--fail-on needs --rules")
+
+
+def _exit(report: SyncReport, fail_on: str | None) -> None:
+    """Exit 4 when --fail-on's gate trips (it was asked for explicitly), else 3 for invalid input."""
+    if report.governance is not None and report.governance.fails_on(fail_on):
+        raise QualityGate(f"runs failed at --fail-on {fail_on} level; see the report")
+    if report.exit_code == EXIT_INVALID:
+        sys.exit(EXIT_INVALID)
 
 
 @_library_errors
@@ -215,12 +255,28 @@ def _import_arguments(options: dict) -> tuple[list[Path], str, dict]:
         "lock_wait": options["lock_wait"],
         "on_wait": _say,
         "rules": _field_rules(field_options),
+        "governance": _load_rules(options["rules_path"]),
+        "strict": options["strict"],
     }
+    if options["strict"] and options["rules_path"] is None:
+        raise click.UsageError("--strict needs --rules")
     return paths, repo, kwargs
 
 
 _LIBRARY_OPTIONS = frozenset(
-    {"sources", "repo", "ledger", "dry_run", "format_", "keyed_results", "on_change", "lock_wait", "mapping"}
+    {
+        "sources",
+        "repo",
+        "ledger",
+        "dry_run",
+        "format_",
+        "keyed_results",
+        "on_change",
+        "lock_wait",
+        "mapping",
+        "rules_path",
+        "strict",
+    }
 )
 
 
@@ -351,6 +407,78 @@ def rollback(batch, repo, ledger, dry_run, lock_wait) -> None:
     """
     report = pipeline.rollback(batch, repo, ledger=ledger, dry_run=dry_run, lock_wait=lock_wait, on_wait=_say)
     click.echo(report.to_text())
+
+
+VALIDATE_EXIT_CODES_HELP = """\b
+Exit codes:
+  0  done (whatever the runs' statuses, unless --fail-on says otherwise)
+  4  a run failed at the --fail-on level
+  5  another aim-etl is working on the repo (waited --wait seconds)
+  2  usage error, or a bad rules file (the message names the file and the rule or line)
+  1  failure"""
+
+
+class QualityGate(click.ClickException):
+    """Exit 4: the runs were checked, and one failed at the level `--fail-on` names."""
+
+    exit_code = EXIT_QUALITY
+
+
+def _load_rules(path: Path | None):
+    """A bad rules file is a usage error (exit 2) that names the file and the rule or line; nothing is written."""
+    if path is None:
+        return None
+    from etl.governance.rules import RulesError, load_rules
+
+    try:
+        return load_rules(path)
+    except RulesError as exc:
+        raise click.BadParameter("\n" + str(exc), param_hint="--rules") from None
+
+
+@cli.command(epilog=VALIDATE_EXIT_CODES_HELP)
+@repo_option
+@rules_option(required=True)
+@click.option("--query", help='AimQL: check only the runs it matches, e.g. \'run.experiment == "cifar"\'.')
+@click.option("--dry-run", is_flag=True, help="Check and report; write nothing on any run.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path),
+    help="Also write the report: .json, .md, .csv (one row per run and rule) or .html (one self-contained page).",
+)
+@fail_on_option
+@wait_option
+@click.option("--quiet", "-q", is_flag=True, help="No report on the terminal.")
+@_library_errors
+def validate(repo, rules_path, query, dry_run, report_path, fail_on, lock_wait, quiet) -> None:
+    """Check the runs of an Aim repo against --rules, imported or logged live, and store the verdict.
+
+    Each run gets `run.validation` {score, status, rules_version, violations} and one tag
+    validation:PASS|WARN|FAIL, so `run.validation.status == "FAIL"` works in `aim up`'s search.
+    Runs already carrying the same verdict are not touched; runs another process holds open are
+    listed as active and skipped. Each pass that writes adds a step to the `governance` experiment's
+    run for these rules, so compliance over time is a chart.
+    """
+    _check_report_suffix(report_path, REPORT_SUFFIXES)
+    rules = _load_rules(rules_path)
+    try:
+        report = pipeline.validate(repo, rules, query=query, dry_run=dry_run, lock_wait=lock_wait, on_wait=_say)
+    except SyntaxError as exc:
+        # Aim's parser puts its message in a tuple.
+        detail = exc.msg[0] if isinstance(exc.msg, tuple) and exc.msg else exc.msg
+        raise click.BadParameter(f"{query!r} is not valid AimQL: {detail}", param_hint="--query") from None
+    if report_path is not None:
+        write_governance_report(report, report_path)
+    if not quiet:
+        click.echo(render_governance_text(report))
+    if report.fails_on(fail_on):
+        raise QualityGate(f"runs failed at --fail-on {fail_on} level; see the report")
+
+
+def _check_report_suffix(report_path: Path | None, suffixes: tuple[str, ...]) -> None:
+    if report_path is not None and report_path.suffix.lower() not in suffixes:
+        raise click.BadParameter(f"must end in {', '.join(suffixes)}", param_hint="--report")
 
 
 def main() -> None:

@@ -22,6 +22,8 @@ LEDGER_FILENAME = ".aim-etl-ledger.sqlite"
 SCHEMA_VERSION = 2
 WRITING = "writing"
 DONE = "done"
+# Kept out of Aim by `--strict` (error violations); checked again by every import that reads it.
+REJECTED = "rejected"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

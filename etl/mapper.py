@@ -69,6 +69,8 @@ class RunSpec:
     meta: dict[str, Any]
     provenance: dict[str, Any]
     series: tuple[MetricSeries, ...]
+    # `run["validation"]` when the import checks rules (`--rules`); its status tag is in `tags`.
+    validation: dict[str, Any] | None = None
 
     @property
     def points(self) -> int:

@@ -21,10 +21,13 @@ import filelock
 
 from etl.errors import BadRecord, EtlError, RepoLocked, StageFailed
 from etl.governance.evaluate import evaluate
-from etl.governance.report import CheckedRun, GovernanceReport
+from etl.governance.model import FAIL
+from etl.governance.report import DRY_RUN, IMPORTED, CheckedRun, GovernanceReport
+from etl.governance.report import REJECTED as REJECTED_RUN
 from etl.governance.rules import RuleSet
+from etl.governance.views import view_of_spec
 from etl.interpret import FieldRules
-from etl.ledger import DONE, WRITING, Cursor, Ledger, LedgerEntry, LedgerSnapshot, default_ledger_path
+from etl.ledger import DONE, REJECTED, WRITING, Cursor, Ledger, LedgerEntry, LedgerSnapshot, default_ledger_path
 from etl.mapper import map_runs
 from etl.normalize import Frames, Normalizer, concat
 from etl.plan import ON_CHANGE_UPDATE, Planner
@@ -113,6 +116,8 @@ def _import(
     progress: Callable[[Progress], None] | None = None,
     lock_wait: float = 0.0,
     on_wait: Callable[[str], None] | None = None,
+    governance: RuleSet | None = None,
+    strict: bool = False,
 ) -> SyncReport:
     if str(repo).startswith("aim://"):
         raise EtlError(f"{repo}: remote (aim://) repos are not supported yet; import into a local repo")
@@ -129,6 +134,10 @@ def _import(
 
     job = _Job(report, rules, chunk_size, progress, started, incremental)
     job.mapping = mapping
+    if governance is not None:
+        # Checked before writing, the same way `validate` checks the run once it is in Aim.
+        job.governance, job.strict = governance, strict
+        report.governance = GovernanceReport(governance.version, governance.source, governance.info(), [], dry_run)
     with contextlib.ExitStack() as stack:
         if dry_run:
             job.ledger = Ledger(ledger_path, read_only=True) if ledger_path.exists() else None
@@ -194,6 +203,8 @@ class _Job:
         self.live_runs = 0
         self.live_points = 0
         self.mapping: Mapping | None = None
+        self.governance: RuleSet | None = None
+        self.strict = False
 
     def import_file(self, source: SourceFile, keyed: str) -> None:
         stats = self.report.file(source.source, source.format)
@@ -271,9 +282,34 @@ class _Job:
         frames = self.normalizer.normalize(chunk)
         plan = self.planner.plan(frames.runs)
         self.report.add_chunk(frames, plan)
-        if self.repo_root is not None:
-            self._write(frames, plan)
+        writing = self.repo_root is not None
+        # A plain dry run needs no specs; a checked one judges them as they would be written.
+        specs = list(map_runs(frames, plan.to_write(), self.report.batch)) if writing or self.governance else []
+        rejected: list = []
+        if self.governance is not None:
+            specs, rejected = self._check(specs)
+        if writing:
+            self._write(specs, rejected)
         self._tick()
+
+    def _check(self, specs: list) -> tuple[list, list]:
+        """Judge each run about to be written; with `strict`, keep the ones failing an error rule out."""
+        accepted, rejected = [], []
+        for spec in specs:
+            validation = evaluate(self.governance, view_of_spec(spec))
+            keep_out = self.strict and validation.status == FAIL
+            state = REJECTED_RUN if keep_out else DRY_RUN if self.repo_root is None else IMPORTED
+            self.report.governance.runs.append(
+                CheckedRun(
+                    spec.run_hash, spec.experiment, spec.name, state, validation, source=f"{spec.source} {spec.locator}"
+                )
+            )
+            if keep_out:
+                rejected.append(spec)
+                self.report.add_rejected(spec.source)
+            else:
+                accepted.append(replace(spec, validation=validation.to_param(), tags=(*spec.tags, validation.tag)))
+        return accepted, rejected
 
     def _tick(self, spec=None) -> None:
         """Progress after every chunk, and after every run written (a chunk of new runs can take a minute)."""
@@ -283,8 +319,10 @@ class _Job:
         if self.progress is not None:
             self.progress(Progress(self.records, self.live_runs, self.live_points, time.monotonic() - self.started))
 
-    def _write(self, frames: Frames, plan) -> None:
-        specs = list(map_runs(frames, plan.to_write(), self.report.batch))
+    def _write(self, specs: list, rejected: list) -> None:
+        if rejected:
+            # Held in the ledger, not in Aim: the next import that reads the record checks it again.
+            self.ledger.record((_entry(s, REJECTED) for s in rejected), self.report.batch)
         if not specs:
             return
         self.ledger.record((_entry(s, WRITING) for s in specs), self.report.batch)

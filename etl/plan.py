@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from etl.ledger import DONE, LedgerSnapshot
+from etl.ledger import DONE, REJECTED, LedgerSnapshot
 from etl.normalize import CONTENT_HASH, LOCATOR, RUN_KEY, SOURCE
 from etl.writers.naming import run_hash_for
 
@@ -86,6 +86,9 @@ class Planner:
             if entry.content_hash == digest:
                 if entry.state == DONE:
                     return planned(UNCHANGED)
+                if entry.state == REJECTED:
+                    # The rules may have changed since; the import's checks decide again.
+                    return planned(NEW, "rejected earlier (--strict); checked again")
                 # Found `writing`: the process that wrote it died before finishing; write it again.
                 return planned(NEW, "interrupted earlier; rewritten")
             return self._plan_change(planned, key, digest)

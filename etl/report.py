@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from etl.governance.report import GovernanceReport, render_markdown, report_document
+from etl.governance.report import render_text as render_governance_text
 from etl.normalize import CONTEXT, HPARAMS, NAME, Frames
 from etl.plan import ACTIONS, CHANGED, DUPLICATE, NEW, UNCHANGED, SyncPlan
 
@@ -79,10 +81,13 @@ class SyncReport:
     pending: list[Issue] = field(default_factory=list)
     runs_written: int = 0
     points_written: int = 0
+    rejected: int = 0
     naive_timestamps: int = 0
     seconds: float = 0.0
     hparam_types: dict[str, Counter] = field(default_factory=dict)
     metric_points: Counter = field(default_factory=Counter)
+    # Each run's verdict when the import checks governance rules (`--rules`); else None.
+    governance: GovernanceReport | None = None
 
     # -- accumulation, chunk by chunk -------------------------------------------------------
 
@@ -107,6 +112,10 @@ class SyncReport:
             stats.reason = reason
         if stats.format is None:
             stats.mode = "skipped"
+
+    def add_rejected(self, source: str) -> None:
+        """A run `--strict` kept out of Aim; it stays counted under its plan action (new, changed)."""
+        self.rejected += 1
 
     def add_chunk(self, frames: Frames, plan: SyncPlan) -> None:
         for item in frames.skipped:
@@ -141,6 +150,7 @@ class SyncReport:
             "invalid": len(self.invalid),
             "runs_written": self.runs_written,
             "points_written": self.points_written,
+            **({"rejected": self.rejected} if self.governance is not None else {}),
         }
 
     @property
@@ -171,6 +181,7 @@ class SyncReport:
                 {"name": name, "context": orjson.loads(context), "points": count}
                 for (name, context), count in sorted(self.metric_points.items())
             ],
+            **({"governance": report_document(self.governance)} if self.governance is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -212,6 +223,10 @@ class SyncReport:
         out += ["", "## Metrics", "", "| name | context | points |", "|---|---|---|"]
         for (name, context), count in sorted(self.metric_points.items()):
             out.append(f"| `{_md(name)}` | `{context}` | {count} |")
+        if self.governance is not None:
+            # One document: the governance report's headings move one level down under the import's.
+            section = render_markdown(self.governance)
+            out += [""] + [("#" + line) if line.startswith("#") else line for line in section.splitlines()]
         return "\n".join(out) + "\n"
 
     def to_text(self, *, limit: int = 20) -> str:
@@ -265,6 +280,8 @@ class SyncReport:
             out.append(
                 f"metrics: {len(self.metric_points)} series names/contexts, {sum(self.metric_points.values())} points"
             )
+        if self.governance is not None:
+            out.append(render_governance_text(self.governance, limit=limit))
         return "\n".join(out)
 
 

@@ -228,7 +228,13 @@ def test_render_text():
     assert re.search(r"seed\s+warning\s+50\.0% pass", text)
     assert re.search(r"tags\s+warning\s+n/a pass", text)
     lines = text.splitlines()
-    failing = lines[lines.index("failing runs (3):") + 1 :][:3]
+    # each failing run's line is followed by its violations, indented
+    failing = [
+        line
+        for line in lines[lines.index("failing runs (3):") + 1 :]
+        if line.startswith("  ") and not line.startswith("   ")
+    ][:3]
+    assert "          lr: lr too big" in lines
     # worst first; a run without a name is shown by its hash
     assert "h4" in failing[0] and "violates: lr, epochs" in failing[0]
     assert XSS_NAME in failing[1] and "violates: lr, seed" in failing[1]
@@ -319,8 +325,8 @@ def test_markdown(tmp_path):
     write_report(report, path)
     md = path.read_text(encoding="utf-8")
     assert "## Failing runs (4)" in md
-    assert "| meh | h2 | exp-a | WARN | 80.0 | seed: seed not set |" in md
-    assert "| pipe\\|name line2 | h6 | e\\|x | FAIL |" in md
+    assert "| meh | h2 | exp-a | - | WARN | 80.0 | seed: seed not set |" in md
+    assert "| pipe\\|name line2 | h6 | e\\|x | - | FAIL |" in md
     assert "<script>" not in md and "&lt;script&gt;" in md
     # every row of every table has as many unescaped pipes as its header
     for block in re.split(r"\n\s*\n", md):

@@ -270,10 +270,13 @@ def render_text(report: GovernanceReport, *, limit: int = 20) -> str:
         for run in failing[:limit]:
             v = run.validation
             violated = ", ".join(dict.fromkeys(o.rule for o in v.violations)) or "-"
+            where = f"  {_line(run.source)}" if run.source else ""
             out.append(
-                f"  {v.status:<4}  {_num(v.score):>5}  {_line(run.label)}  [{_line(run.experiment or '-')}]"
+                f"  {v.status:<4}  {_num(v.score):>5}  {_line(run.label)}  [{_line(run.experiment or '-')}]{where}"
                 f"  violates: {violated}"
             )
+            # The reasons too: a dry run before an import is read to fix records, not only to count them.
+            out += [f"          {o.rule}: {_line(o.message)}" for o in v.violations]
         if len(failing) > limit:
             out.append(f"  ... and {len(failing) - limit} more (see --report FILE)")
     active = report.active()
@@ -299,7 +302,7 @@ def write_report(report: GovernanceReport, path: str | Path) -> None:
     half-written report behind. Raises ValueError for any other suffix; the CLI checks first.
     """
     path = Path(path)
-    renderers = {".json": _render_json, ".md": _render_markdown, ".csv": _render_csv, ".html": _render_html}
+    renderers = {".json": _render_json, ".md": render_markdown, ".csv": _render_csv, ".html": _render_html}
     render = renderers.get(path.suffix.lower())
     if render is None:
         raise ValueError(f"unsupported report format {path.suffix or path.name!r}: use {', '.join(REPORT_SUFFIXES)}")
@@ -381,7 +384,8 @@ def _render_json(report: GovernanceReport) -> str:
     return json.dumps(report_document(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def _render_markdown(report: GovernanceReport) -> str:
+def render_markdown(report: GovernanceReport) -> str:
+    """The Markdown report; `migrate --rules --report x.md` appends it to the import's own."""
     statuses = report.status_counts()
     states = report.state_counts()
     title = "Dry run: nothing was written" if report.dry_run else "Governance report"
@@ -419,13 +423,13 @@ def _render_markdown(report: GovernanceReport) -> str:
     failing = report.failing()
     out += ["", f"## Failing runs ({len(failing)})", ""]
     if failing:
-        out += ["| run | hash | experiment | status | score | violations |", "|---|---|---|---|---|---|"]
+        out += ["| run | hash | experiment | source | status | score | violations |", "|---|---|---|---|---|---|---|"]
         for run in failing:
             v = run.validation
             violations = "; ".join(f"{o.rule}: {o.message}" for o in v.violations) or "-"
             out.append(
-                f"| {_md(run.name or '-')} | {_md(run.run_hash)} | {_md(run.experiment or '-')} | {v.status} "
-                f"| {_num(v.score)} | {_md(violations)} |"
+                f"| {_md(run.name or '-')} | {_md(run.run_hash)} | {_md(run.experiment or '-')} "
+                f"| {_md(run.source or '-')} | {v.status} | {_num(v.score)} | {_md(violations)} |"
             )
     else:
         out.append("None.")

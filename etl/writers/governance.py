@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 from aim import Run
-from aim.storage.context import Context
 from aim.sdk.types import QueryReportMode
+from aim.storage.context import Context
 
 from etl import __version__
 from etl.errors import EtlError

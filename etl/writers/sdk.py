@@ -58,6 +58,8 @@ class SdkWriter:
         run["hparams"] = spec.hparams
         if spec.meta:
             run["meta"] = spec.meta
+        if spec.validation is not None:
+            run["validation"] = spec.validation
         for tag in spec.tags:
             run.add_tag(tag)
         for series in spec.series:
