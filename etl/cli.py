@@ -1,7 +1,8 @@
 """The `aim-etl` command: parses flags, calls `etl.pipeline`, prints the report. Nothing else.
 
 Exit codes: 0 all done; 3 done, but some records or files were invalid (all are in the report);
-5 another aim-etl holds the repo (see --wait); 2 usage error; 1 failure.
+4 a run failed the governance rules at the --fail-on level; 5 another aim-etl holds the repo (see
+--wait); 2 usage error or a bad rules file; 1 failure.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ EXIT_CODES_HELP = """\b
 Exit codes:
   0  all done
   3  done, but some records or files were invalid (all are listed in the report)
+  4  with --rules and --fail-on: a run failed at that level (wins over 3)
   5  another aim-etl is importing into the repo (waited --wait seconds)
-  2  usage error
+  2  usage error, or a bad --rules file (nothing is written)
   1  failure"""
 
 
