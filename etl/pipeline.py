@@ -521,6 +521,8 @@ def validate(
     from etl.writers.governance import GovernanceRepo, RunHeld
 
     root = repo_root(repo)
+    if not (root / ".aim").is_dir():  # before the lock, which would create the folder
+        raise EtlError(f"{root}: no Aim repo here (no .aim folder)")
     report = GovernanceReport(rules.version, rules.source, rules.info(), [], dry_run=dry_run)
     with contextlib.ExitStack() as stack:
         if not dry_run:

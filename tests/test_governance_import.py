@@ -168,3 +168,11 @@ def test_validate_reports_in_every_format(log, repo):
     assert {r["status"] for r in rows if r["name"] == "resnet-b"} == {"FAIL"}
     assert "resnet-b" in (repo / "report.html").read_text()
     assert run_cli("validate", "--repo", repo, "--rules", RULES, "--report", repo / "r.txt").exit_code == 2
+
+
+def test_validate_without_a_repo_says_so_and_creates_nothing(tmp_path):
+    missing = tmp_path / "nowhere"
+    result = run_cli("validate", "--repo", missing, "--rules", RULES)
+    assert result.exit_code == 1
+    assert "no Aim repo here" in result.output
+    assert not missing.exists()
