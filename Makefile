@@ -16,8 +16,11 @@ demo: $(BIN)/aim-etl
 	@# Exit 3 is expected: the fixtures hold invalid lines on purpose, and the report lists them.
 	$(BIN)/aim-etl migrate fixtures/ --repo demo --report demo/report.md || test $$? -eq 3
 	@echo
-	@echo "Report: demo/report.md. Look at the runs with:"
+	$(BIN)/aim-etl validate --repo demo --rules fixtures/rules.toml --report demo/validation.html
+	@echo
+	@echo "Reports: demo/report.md (import), demo/validation.html (governance). Look at the runs with:"
 	@echo "  $(BIN)/aim up --repo demo"
+	@echo "and search for: run.validation.status == \"FAIL\""
 
 test: $(BIN)/aim-etl
 	$(BIN)/ruff check etl tests
@@ -26,6 +29,7 @@ test: $(BIN)/aim-etl
 bench: $(BIN)/aim-etl
 	$(BIN)/python tests/benchmarks/bench_migrate.py
 	$(BIN)/python tests/benchmarks/bench_sync.py --lines 10000
+	$(BIN)/python tests/benchmarks/bench_validate.py --runs 10000
 
 clean:
 	rm -rf demo $(VENV) .pytest_cache
