@@ -239,3 +239,14 @@ def test_a_run_held_open_by_another_process_is_reported_active(live_repo, rules,
     assert states[active_hash] == "active"
     assert [r.name for r in report.active()] == ["still-training"]
     assert all(states[h] == "written" for h in hashes.values())
+
+
+def test_a_nan_value_does_not_make_every_pass_rewrite_the_run(tmp_path, rules):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    Repo(str(repo), init=True)
+    log_run(repo, "nan-lr", float("nan"), [0.9])
+    first = validate(repo, rules)
+    assert first.runs[0].state == "written"
+    assert first.runs[0].validation.violations[0].rule == "lr-range"
+    assert [r.state for r in validate(repo, rules).runs] == ["unchanged"]

@@ -45,7 +45,7 @@ class StoredRun:
     def carries(self, validation: Validation) -> bool:
         """True when writing `validation` would change nothing: same param, and its tag alone."""
         status_tags = [t for t in self.tags if t.startswith(TAG_PREFIX)]
-        return self.validation == validation.to_param() and status_tags == [validation.tag]
+        return _canonical(self.validation) == _canonical(validation.to_param()) and status_tags == [validation.tag]
 
 
 class GovernanceRepo:
@@ -132,6 +132,12 @@ class GovernanceRepo:
             self._release_locks(now=True)
         self.index([run_hash])
         return run_hash
+
+
+def _canonical(value: Any) -> bytes:
+    """Compared as canonical JSON: a NaN value (a NaN learning rate reported back) is never equal to
+    itself, and a run holding one would be rewritten by every pass."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
 
 
 def _next_step(run: Run) -> int:
