@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from etl.errors import BadRecord
-from etl.readers.jsontext import JSONError, loads, type_name
+from etl.readers.jsontext import read_object, type_name
 from etl.readers.record import Record
 from etl.readers.steps import SUBSETS, flatten_row
 
@@ -193,7 +193,7 @@ def read_hf_trainer(path: Path, source: str, **_ignored: object) -> Iterator[Rec
     trainer_state.json whole at every save, so it is always read whole.
     """
     output = _output_folder(path)
-    state, problem = _read_object(path, path)
+    state, problem = _read_sibling(path, path)
     if problem is not None:
         yield BadRecord(source, *problem)
 
@@ -221,7 +221,7 @@ def read_hf_trainer(path: Path, source: str, **_ignored: object) -> Iterator[Rec
         file = _sibling(path, output, name)
         if file is None:
             continue
-        value, problem = _read_object(file, path)
+        value, problem = _read_sibling(file, path)
         if problem is not None:
             yield BadRecord(source, *problem)
         if value is not None:
@@ -233,7 +233,7 @@ def read_hf_trainer(path: Path, source: str, **_ignored: object) -> Iterator[Rec
         file = _sibling(path, output, name)
         if file is None:
             continue
-        value, problem = _read_object(file, path)
+        value, problem = _read_sibling(file, path)
         if problem is not None:
             yield BadRecord(source, *problem)
         if value is None:
@@ -360,32 +360,10 @@ def _sibling(primary: Path, output: Path, name: str) -> Path | None:
     return None
 
 
-def _read_object(path: Path, primary: Path) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
-    """(the file's JSON object or None, (locator, reason) or None). A missing file is no problem.
-
-    The BadRecord's source names trainer_state.json already: its own problems are located by line
-    (`$` without one), a sibling's by its path from there and its line, and the reason names it too.
-    """
-    own = path == primary
+def _read_sibling(path: Path, primary: Path) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
+    """`read_object`, a sibling named by its path from the primary trainer_state.json."""
     name = Path(os.path.relpath(path, primary.parent)).as_posix()
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None, None
-    except OSError as exc:
-        return None, ("$" if own else name, f"cannot read {name}: {exc.strerror or exc}")
-    try:
-        if not raw.strip():
-            raise JSONError("empty file (a writer may still be writing it)")
-        value = loads(raw)
-    except JSONError as exc:
-        line = f"line {exc.line}" if exc.line else ""
-        locator = (line or "$") if own else f"{name} {line}".strip()
-        return None, (locator, str(exc) if own else f"{name}: {exc}")
-    if not isinstance(value, dict):
-        reason = f"expected object, got {type_name(value)}"
-        return None, ("$", reason) if own else (name, f"{name}: {reason}")
-    return value, None
+    return read_object(path, name, primary=path == primary)
 
 
 def _relative(path: Path, output: Path) -> str:

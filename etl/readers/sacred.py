@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from etl.errors import BadRecord
-from etl.readers.jsontext import JSONError, loads, type_name
+from etl.readers.jsontext import JSONError, loads, read_object, type_name
 from etl.readers.record import Record
 from etl.readers.steps import STEP_FIELDS, TIME_FIELDS, keep_last_per_step
 
@@ -162,10 +162,10 @@ def read_sacred(path: Path, source: str, **_ignored: object) -> Iterator[Record 
     always read whole.
     """
     folder = path.parent
-    run, problem = _read_object(path, RUN)
+    run, problem = read_object(path, RUN, primary=True)
     if problem is not None:
         yield BadRecord(source, problem[0], problem[1])
-    config, problem = _read_object(folder / CONFIG, CONFIG)
+    config, problem = read_object(folder / CONFIG, CONFIG, primary=False)
     if problem is not None:
         yield BadRecord(source, problem[0], problem[1])
 
@@ -208,7 +208,7 @@ def read_sacred(path: Path, source: str, **_ignored: object) -> Iterator[Record 
     elif result is not None:
         data["result"] = result
 
-    info, problem = _read_object(folder / INFO, INFO)
+    info, problem = read_object(folder / INFO, INFO, primary=False)
     if problem is not None:
         yield BadRecord(source, problem[0], problem[1])
     if info:
@@ -226,31 +226,6 @@ def read_sacred(path: Path, source: str, **_ignored: object) -> Iterator[Record 
     if rows:
         data["history"] = keep_last_per_step(rows)
     yield Record(source, "$", SACRED, data)
-
-
-def _read_object(path: Path, name: str) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
-    """(the file's JSON object or None, (locator, reason) or None). A missing file is no problem.
-
-    The BadRecord's source names run.json already: its problems are located by line (`$` without
-    one); a sibling's by its name and line (`config.json line 3`), and the reason names it too.
-    """
-    primary = name == RUN
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None, None
-    except OSError as exc:
-        return None, ("$" if primary else name, f"cannot read {name}: {exc.strerror or exc}")
-    try:
-        value = loads(raw)
-    except JSONError as exc:
-        line = f"line {exc.line}" if exc.line else ""
-        locator = (line or "$") if primary else f"{name} {line}".strip()
-        return None, (locator, str(exc) if primary else f"{name}: {exc}")
-    if not isinstance(value, dict):
-        reason = f"expected object, got {type_name(value)}"
-        return None, ("$", reason) if primary else (name, f"{name}: {reason}")
-    return value, None
 
 
 def _experiment_meta(experiment: dict[str, Any]) -> dict[str, Any]:
@@ -275,7 +250,7 @@ def _experiment_meta(experiment: dict[str, Any]) -> dict[str, Any]:
 
 def _metric_rows(path: Path, source: str) -> Iterator[dict[str, Any] | BadRecord]:
     """metrics.json as history rows, one per (metric, step), each with its point's own timestamp."""
-    metrics, problem = _read_object(path, METRICS)
+    metrics, problem = read_object(path, METRICS, primary=False)
     if problem is not None:
         yield BadRecord(source, problem[0], problem[1])
     for name, series in (metrics or {}).items():

@@ -52,7 +52,7 @@ from typing import Any
 import yaml
 
 from etl.errors import BadRecord
-from etl.readers.jsontext import JSONError, loads, type_name
+from etl.readers.jsontext import read_object
 from etl.readers.record import Record
 from etl.readers.steps import SUBSETS
 
@@ -167,7 +167,7 @@ def read_wandb(path: Path, source: str, **_ignored: object) -> Iterator[Record |
     """
     files = path.parent
     run_dir = files.parent
-    summary, problem = _read_json_object(path, SUMMARY)
+    summary, problem = read_object(path, SUMMARY, primary=True)
     if problem is not None:
         yield BadRecord(source, *problem)
     summary = summary or {}
@@ -201,7 +201,7 @@ def read_wandb(path: Path, source: str, **_ignored: object) -> Iterator[Record |
     if media:
         data["media"] = media
 
-    metadata, problem = _read_json_object(files / METADATA, METADATA)
+    metadata, problem = read_object(files / METADATA, METADATA, primary=False)
     if problem is not None:
         yield BadRecord(source, *problem)
     metadata = {k: metadata[k] for k in _METADATA_KEPT if k in metadata} if metadata else {}
@@ -241,31 +241,6 @@ def read_wandb(path: Path, source: str, **_ignored: object) -> Iterator[Record |
     )
     data["run_dir"] = run_dir.name
     yield Record(source, "$", WANDB, data)
-
-
-def _read_json_object(path: Path, name: str) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
-    """(the file's JSON object or None, (locator, reason) or None). A missing file is no problem.
-
-    The BadRecord's source names the summary already: its problems are located by line (`$`
-    without one); a sibling's by its name and line, and the reason names it too.
-    """
-    primary = name == SUMMARY
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None, None
-    except OSError as exc:
-        return None, ("$" if primary else name, f"cannot read {name}: {exc.strerror or exc}")
-    try:
-        value = loads(raw)
-    except JSONError as exc:
-        line = f"line {exc.line}" if exc.line else ""
-        locator = (line or "$") if primary else f"{name} {line}".strip()
-        return None, (locator, str(exc) if primary else f"{name}: {exc}")
-    if not isinstance(value, dict):
-        reason = f"expected object, got {type_name(value)}"
-        return None, ("$", reason) if primary else (name, f"{name}: {reason}")
-    return value, None
 
 
 def _read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any], tuple[str, str] | None]:
