@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from etl.errors import BadRecord
+from etl.readers.folders import files_under, listing
 from etl.readers.jsontext import read_object, type_name
 from etl.readers.record import Record
 from etl.readers.steps import SUBSETS, flatten_row
@@ -165,11 +166,11 @@ def claims_with_reasons_hf_trainer(path: Path) -> list[tuple[Path, str]]:
     """`claims_hf_trainer` with why each file is claimed, for the walker's listing."""
     output = _output_folder(path)
     claimed: list[tuple[Path, str]] = []
-    for entry in _listing(output):
+    for entry in listing(output):
         if entry == path:
             continue
         if entry.is_dir() and entry.name.startswith("checkpoint-"):
-            for file in _files_under(entry):
+            for file in files_under(entry):
                 if file == path:
                     continue
                 if file.name == STATE and file.parent == entry:
@@ -340,7 +341,7 @@ def _newest_checkpoint(output: Path) -> Path | None:
     """The `checkpoint-*` folder holding a trainer_state.json with the highest step (named ones,
     such as `checkpoint-best`, rank below numbered ones)."""
     candidates = [
-        entry for entry in _listing(output) if entry.name.startswith("checkpoint-") and (entry / STATE).is_file()
+        entry for entry in listing(output) if entry.name.startswith("checkpoint-") and (entry / STATE).is_file()
     ]
     if not candidates:
         return None
@@ -368,20 +369,6 @@ def _read_sibling(path: Path, primary: Path) -> tuple[dict[str, Any] | None, tup
 
 def _relative(path: Path, output: Path) -> str:
     return Path(os.path.relpath(path, output)).as_posix()
-
-
-def _listing(folder: Path) -> list[Path]:
-    try:
-        return sorted(folder.iterdir())
-    except OSError:
-        return []
-
-
-def _files_under(folder: Path) -> list[Path]:
-    try:
-        return sorted(p for p in folder.rglob("*") if p.is_file())
-    except OSError:
-        return []
 
 
 def _is_number(value: Any) -> bool:

@@ -52,6 +52,7 @@ from typing import Any
 import yaml
 
 from etl.errors import BadRecord
+from etl.readers.folders import files_under, listing
 from etl.readers.jsontext import read_object
 from etl.readers.record import Record
 from etl.readers.steps import SUBSETS
@@ -125,38 +126,24 @@ def claims_with_reasons_wandb(path: Path) -> list[tuple[Path, str]]:
     files = path.parent
     run_dir = files.parent
     claimed: list[tuple[Path, str]] = []
-    for entry in _listing(files):
+    for entry in listing(files):
         if entry == path:
             continue
         if entry.is_dir():
             if entry.name == "media":
-                claimed.extend((p, _MEDIA) for p in _files_under(entry))
+                claimed.extend((p, _MEDIA) for p in files_under(entry))
             elif entry.name == "code":
-                claimed.extend((p, _CODE) for p in _files_under(entry))
+                claimed.extend((p, _CODE) for p in files_under(entry))
         elif entry.name in _CLAIMED:
             claimed.append((entry, _CLAIMED[entry.name]))
         elif entry.name.startswith("upstream_diff_") and entry.suffix == ".patch":
             claimed.append((entry, _CLAIMED["diff.patch"]))
-    for entry in _listing(run_dir):
+    for entry in listing(run_dir):
         if entry.is_file() and _BINARY.match(entry.name):
             claimed.append((entry, _HISTORY))
         elif entry.is_dir() and entry.name == "logs":
-            claimed.extend((p, _LOG) for p in _files_under(entry) if p.name.startswith("debug"))
+            claimed.extend((p, _LOG) for p in files_under(entry) if p.name.startswith("debug"))
     return claimed
-
-
-def _listing(folder: Path) -> list[Path]:
-    try:
-        return sorted(folder.iterdir())
-    except OSError:
-        return []
-
-
-def _files_under(folder: Path) -> list[Path]:
-    try:
-        return sorted(p for p in folder.rglob("*") if p.is_file())
-    except OSError:
-        return []
 
 
 def read_wandb(path: Path, source: str, **_ignored: object) -> Iterator[Record | BadRecord]:
@@ -233,7 +220,7 @@ def read_wandb(path: Path, source: str, **_ignored: object) -> Iterator[Record |
         data["wandb"] = bookkeeping
     if own:
         data["wandb_config"] = own
-    binary = next((p.name for p in _listing(run_dir) if p.is_file() and _BINARY.match(p.name)), None)
+    binary = next((p.name for p in listing(run_dir) if p.is_file() and _BINARY.match(p.name)), None)
     data["history"] = (
         f"not imported: binary .wandb file ({binary})"
         if binary
@@ -330,7 +317,7 @@ def _plain(value: Any) -> Any:
 
 def _binary_id(run_dir: Path) -> str | None:
     """The run id of a folder not named `run-<time>-<id>` (a copied `latest-run`): its `run-<id>.wandb`."""
-    for entry in _listing(run_dir):
+    for entry in listing(run_dir):
         match = _BINARY.match(entry.name)
         if match:
             return match.group(1)
