@@ -325,9 +325,11 @@ def _field_rules(mapping: dict) -> FieldRules:
 class _progress:
     """A tqdm line on a terminal (records, runs, points per second); silent with --quiet or when piped."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, unit: str = " records", update=None) -> None:
         self.enabled = not quiet and sys.stderr.isatty()
         self.bar = None
+        self.unit = unit
+        self.update = update or _update_bar
 
     def __enter__(self):
         if not self.enabled:
@@ -336,8 +338,8 @@ class _progress:
 
         # A terminal that reports 0 columns (a bare pty) would make tqdm print nothing at all.
         columns = shutil.get_terminal_size().columns or 100
-        self.bar = tqdm(unit=" records", file=sys.stderr, leave=False, ncols=columns)
-        return functools.partial(_update_bar, self.bar)
+        self.bar = tqdm(unit=self.unit, file=sys.stderr, leave=False, ncols=columns)
+        return functools.partial(self.update, self.bar)
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
@@ -349,6 +351,19 @@ def _update_bar(bar, progress: pipeline.Progress) -> None:
     seconds = max(progress.seconds, 1e-9)
     runs, points = progress.runs, progress.points
     bar.set_postfix_str(f"{runs} runs ({runs / seconds:.0f}/s), {points} points ({points / seconds:.0f}/s)")
+
+
+def _validate_ticker():
+    """One tick per run checked (tqdm shows runs/s); the postfix counts those written, the slow part."""
+    written = 0
+
+    def update(bar, checked) -> None:
+        nonlocal written
+        written += checked.state == "written"
+        bar.update(1)
+        bar.set_postfix_str(f"{written} written")
+
+    return update
 
 
 def _write_report(report: SyncReport, report_path: Path) -> None:
@@ -465,7 +480,10 @@ def validate(repo, rules_path, query, dry_run, report_path, fail_on, lock_wait, 
     _check_report_suffix(report_path, REPORT_SUFFIXES)
     rules = _load_rules(rules_path)
     try:
-        report = pipeline.validate(repo, rules, query=query, dry_run=dry_run, lock_wait=lock_wait, on_wait=_say)
+        with _progress(quiet, " runs", _validate_ticker()) as on_run:
+            report = pipeline.validate(
+                repo, rules, query=query, dry_run=dry_run, lock_wait=lock_wait, on_wait=_say, on_run=on_run
+            )
     except SyntaxError as exc:
         # Aim's parser puts its message in a tuple.
         detail = exc.msg[0] if isinstance(exc.msg, tuple) and exc.msg else exc.msg
