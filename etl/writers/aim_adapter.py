@@ -242,6 +242,10 @@ def open_for_update(repo: Repo, run_hash: str) -> Run:
     import aimrocks.errors
     from aim.sdk.errors import RunLockingError
 
+    # Aim lists a repo's runs through a 0.5 s cache keyed by the repo's path, shared by every `Repo`
+    # of that path: a run created less than 0.5 s ago (the compliance run of the previous pass)
+    # would be "missing" (MissingRunError) although its chunk is on disk.
+    Repo._all_run_hashes.cache_clear()
     try:
         return Run(
             run_hash=run_hash,
