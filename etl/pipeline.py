@@ -306,7 +306,7 @@ class _Job:
             )
             if keep_out:
                 rejected.append(spec)
-                self.report.add_rejected(spec.source)
+                self.report.add_rejected()
             else:
                 accepted.append(replace(spec, validation=validation.to_param(), tags=(*spec.tags, validation.tag)))
         return accepted, rejected

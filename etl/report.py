@@ -113,7 +113,7 @@ class SyncReport:
         if stats.format is None:
             stats.mode = "skipped"
 
-    def add_rejected(self, source: str) -> None:
+    def add_rejected(self) -> None:
         """A run `--strict` kept out of Aim; it stays counted under its plan action (new, changed)."""
         self.rejected += 1
 

@@ -129,8 +129,7 @@ class GovernanceRepo:
         finally:
             aim_adapter.close_run(run, None)
             del run
-            self._release_locks(now=True)
-        self.index([run_hash])
+        self.index([run_hash])  # which collects the run first, and its lock with it
         return run_hash
 
 
