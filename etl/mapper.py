@@ -34,6 +34,7 @@ from etl.normalize import (
     STEP,
     TAGS,
     TIME,
+    TIME_SOURCE,
     VALUE,
     Frames,
 )
@@ -119,6 +120,8 @@ def map_runs(frames: Frames, to_write: dict[str, tuple[str, str]], batch: str) -
                 "batch": batch,
                 "tool_version": __version__,
                 "created_at": created.isoformat() if created else None,
+                # Which evidence dated the run when its record had no time (`etl.dating`).
+                "time_source": getattr(row, TIME_SOURCE),
             },
             series=series,
         )

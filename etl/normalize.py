@@ -14,9 +14,11 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
+from etl.dating import FileDates, date_run, file_dates, record_duration
 from etl.errors import BadRecord
 from etl.interpret import FieldRules, NotAnExperiment, interpret
 from etl.readers.record import Record
@@ -33,6 +35,8 @@ ENDED_AT = "ended_at"
 HPARAMS = "hparams"
 TAGS = "tags"
 META = "meta"
+# Which evidence dated the run (`etl.dating`): kept in the run's `etl` param and counted in the report.
+TIME_SOURCE = "time_source"
 
 CONTEXT = "context"
 STEP = "step"
@@ -53,6 +57,7 @@ RUN_COLUMNS = (
     HPARAMS,
     TAGS,
     META,
+    TIME_SOURCE,
 )
 METRIC_COLUMNS = (RUN_KEY, NAME, CONTEXT, STEP, EPOCH, VALUE, TIME)
 
@@ -115,7 +120,10 @@ class Normalizer:
         key = seen[digest]
         return key, list(seen).index(digest) + 1
 
-    def normalize(self, records: Iterable[Record]) -> Frames:
+    def normalize(self, records: Iterable[Record], path: Path | None = None) -> Frames:
+        """Frames of `records`; `path` is the file they were read from, whose name and modification
+        time date the runs that carry no time of their own (`etl.dating`)."""
+        dates: dict[str, FileDates] = {}
         runs: list[tuple] = []
         points: dict[str, list] = {c: [] for c in METRIC_COLUMNS}
         skipped: list[SkippedRecord] = []
@@ -140,6 +148,15 @@ class Normalizer:
                     )
                 )
             naive += item.naive_time
+            if record.source not in dates:
+                dates[record.source] = file_dates(path, record.source, self.rules.timezone)
+            created, ended, time_source = date_run(
+                item.created_at,
+                item.ended_at,
+                [p[5] for p in item.points],
+                record_duration(record.data),
+                dates[record.source],
+            )
             runs.append(
                 (
                     key,
@@ -148,12 +165,13 @@ class Normalizer:
                     record.locator,
                     record.format,
                     item.experiment,
-                    item.name,
-                    item.created_at,
-                    item.ended_at,
+                    item.name if item.name is not None else readable_name(record),
+                    created,
+                    ended,
                     item.hparams,
                     item.tags,
                     item.meta,
+                    time_source,
                 )
             )
             for name, context, step, epoch, value, time in item.points:
@@ -165,6 +183,24 @@ class Normalizer:
                 points[VALUE].append(value)
                 points[TIME].append(time)
         return Frames(_runs_frame(runs), _metrics_frame(points), skipped, naive, reruns, identities)
+
+
+def readable_name(record: Record) -> str:
+    """A name for a run whose record has none, from where it is: Aim's UI shows `Run: <hash>` otherwise.
+
+    The file's stem, and the record's place in the file when the file holds several
+    (`grid_search:results[3]`, `EXPERIMENT_LOG:line 12`); a whole-file record is the file's stem.
+    """
+    stem = record.source.rstrip("/").rsplit("/", 1)[-1]
+    stem = stem.split(".", 1)[0] or stem
+    locator = record.locator
+    if locator == "$" or locator.startswith("lines "):
+        return stem
+    if locator.startswith("$."):
+        locator = locator[2:]
+    elif locator.startswith("$"):
+        locator = locator[1:]
+    return f"{stem}:{locator}" if locator else stem
 
 
 def _runs_frame(rows: list[tuple]) -> pd.DataFrame:

@@ -67,7 +67,7 @@ def read(
     chunks = []
     for source in files:
         records = [r for r in read_file(source, keyed=keyed, mapping=mapping) if isinstance(r, Record)]
-        chunks.append(normalizer.normalize(records))
+        chunks.append(normalizer.normalize(records, source.path))
     return concat(chunks)
 
 
@@ -249,7 +249,7 @@ class _Job:
                     self.records += 1
                     chunk.append(item)
                     if len(chunk) >= self.chunk_size:
-                        self._process(chunk)
+                        self._process(chunk, source.path)
                         chunk = []
                 if item.end_offset is not None:
                     end = (item.end_offset, _line_of(item.locator))
@@ -257,7 +257,7 @@ class _Job:
             self.report.add_invalid(source.source, "file", f"cannot read: {exc.strerror or exc}")
             return None
         if chunk:
-            self._process(chunk)
+            self._process(chunk, source.path)
         if source.format != JSONL:
             return source.path.stat().st_size, 0
         return end
@@ -278,8 +278,8 @@ class _Job:
             Cursor(source.source, prefix_hash(source.path, offset), offset, line, stat.st_size, stat.st_mtime_ns)
         )
 
-    def _process(self, chunk: list[Record]) -> None:
-        frames = self.normalizer.normalize(chunk)
+    def _process(self, chunk: list[Record], path: Path | None = None) -> None:
+        frames = self.normalizer.normalize(chunk, path)
         plan = self.planner.plan(frames.runs)
         self.report.add_chunk(frames, plan)
         writing = self.repo_root is not None

@@ -14,9 +14,10 @@ from typing import Any
 
 import orjson
 
+from etl.dating import IMPORT, TIME_SOURCES
 from etl.governance.report import GovernanceReport, render_markdown, report_document
 from etl.governance.report import render_text as render_governance_text
-from etl.normalize import CONTEXT, HPARAMS, NAME, Frames
+from etl.normalize import CONTEXT, HPARAMS, LOCATOR, META, NAME, RUN_KEY, SOURCE, STEP, TIME_SOURCE, Frames
 from etl.plan import ACTIONS, CHANGED, DUPLICATE, NEW, UNCHANGED, SyncPlan
 
 EXIT_OK = 0
@@ -50,6 +51,10 @@ class FileStats:
     duplicate: int = 0
     invalid: int = 0
     skipped: int = 0
+    # numbers of the file's new or changed runs that became metric points, and that were kept as
+    # params or meta: a file whose results all land in params shows here as "0 metrics"
+    metric_numbers: int = 0
+    param_numbers: int = 0
     # how the file was read: read (first time), re-read (changed: read in full), appended (read
     # from its cursor), unchanged (not read at all); skipped when no reader took it
     mode: str = "read"
@@ -86,6 +91,12 @@ class SyncReport:
     seconds: float = 0.0
     hparam_types: dict[str, Counter] = field(default_factory=dict)
     metric_points: Counter = field(default_factory=Counter)
+    # which evidence dated the runs read (`etl.dating`), by kind
+    time_sources: Counter = field(default_factory=Counter)
+    # runs read that hold no metric at all, with the reason (their numbers are params or meta)
+    no_metric: list[Issue] = field(default_factory=list)
+    # points a later value at the same step replaced (a resumed training re-logs its last steps)
+    replaced_points: int = 0
     # Each run's verdict when the import checks governance rules (`--rules`); else None.
     governance: GovernanceReport | None = None
 
@@ -139,6 +150,22 @@ class SyncReport:
         metrics = frames.metrics[frames.metrics["run_key"].isin(original)]
         if not metrics.empty:
             self.metric_points.update(metrics.groupby([NAME, CONTEXT]).size().to_dict())
+            self.replaced_points += int(metrics.duplicated([RUN_KEY, NAME, CONTEXT, STEP]).sum())
+        self.time_sources.update(runs[TIME_SOURCE].tolist())
+        points = metrics[RUN_KEY].value_counts().to_dict() if not metrics.empty else {}
+        for row in runs.drop_duplicates(RUN_KEY).itertuples(index=False):
+            key, source = getattr(row, RUN_KEY), getattr(row, SOURCE)
+            stats = self.file(source, None)
+            stats.metric_numbers += points.get(key, 0)
+            kept = _count_numbers(getattr(row, HPARAMS)) + _count_numbers(getattr(row, META))
+            stats.param_numbers += kept
+            if not points.get(key):
+                reason = (
+                    f"no metric: its {kept} numbers do not read as results (kept as params or meta)"
+                    if kept
+                    else "no metric: the record holds no number"
+                )
+                self.no_metric.append(Issue(source, getattr(row, LOCATOR), reason))
 
     # -- results ----------------------------------------------------------------------------
 
@@ -166,6 +193,9 @@ class SyncReport:
             "batch": self.batch,
             "summary": self.summary(),
             "naive_timestamps": {"count": self.naive_timestamps, "read_as": self.timezone},
+            "time_sources": {k: self.time_sources[k] for k in TIME_SOURCES if self.time_sources[k]},
+            "replaced_points": self.replaced_points,
+            "no_metric": [i.as_dict() for i in self.no_metric],
             "seconds": round(self.seconds, 3),
             "files": [f.__dict__ for f in self.files.values()],
             "invalid": [i.as_dict() for i in self.invalid],
@@ -195,16 +225,19 @@ class SyncReport:
         out += ["| " + " | ".join(str(s[k]) for k in SUMMARY_KEYS) + " |", ""]
         if self.naive_timestamps:
             out += [f"{self.naive_timestamps} timestamps had no timezone and were read as {self.timezone}.", ""]
+        out += [line + "." for line in self._dating_lines()] + [""] if self.time_sources else []
         out += [
             "## Files",
             "",
-            "| file | format | records | new | changed | unchanged | duplicate | invalid | skipped |",
+            "| file | format | records | new | changed | unchanged | duplicate | invalid | skipped "
+            "| numbers as metrics | as params/meta |",
         ]
-        out += ["|---|---|---|---|---|---|---|---|---|"]
+        out += ["|---|---|---|---|---|---|---|---|---|---|---|"]
         for f in sorted(self.files.values(), key=lambda f: f.source):
             out.append(
                 f"| `{_md(_shown(f.source))}` | {_md(_shown_reader(f))} | {f.records} | {f.new} | {f.changed} "
-                f"| {f.unchanged} | {f.duplicate} | {f.invalid} | {f.skipped} |"
+                f"| {f.unchanged} | {f.duplicate} | {f.invalid} | {f.skipped} | {f.metric_numbers} "
+                f"| {f.param_numbers} |"
             )
         for title, issues in (
             ("Invalid", self.invalid),
@@ -212,6 +245,7 @@ class SyncReport:
             ("Duplicates", self.duplicates),
             ("Re-runs", self.reruns),
             ("Pending (torn last lines, for the next sync)", self.pending),
+            ("Runs with no metric", self.no_metric),
         ):
             if issues:
                 out += ["", f"## {title}", ""]
@@ -239,6 +273,7 @@ class SyncReport:
         ]
         if self.naive_timestamps:
             out.append(f"{self.naive_timestamps} timestamps had no timezone and were read as {self.timezone}")
+        out += self._dating_lines()
         width = max((len(_shown(f.source)) for f in self.files.values()), default=10)
         # The reader column comes second so that a skipped file's reason, which can be long, ends its row.
         fmt = max((len(f.format) for f in self.files.values() if f.format), default=0)
@@ -264,6 +299,7 @@ class SyncReport:
             ("duplicates", self.duplicates),
             ("re-runs", self.reruns),
             ("pending (torn last lines, for the next sync)", self.pending),
+            ("runs with no metric", self.no_metric),
         ):
             if issues:
                 out.append(f"{title}:")
@@ -283,6 +319,33 @@ class SyncReport:
         if self.governance is not None:
             out.append(render_governance_text(self.governance, limit=limit))
         return "\n".join(out)
+
+
+    def _dating_lines(self) -> list[str]:
+        """How the runs were dated, and a plain warning when some carry the import time."""
+        if not self.time_sources:
+            return []
+        kinds = ", ".join(f"{self.time_sources[k]} by {k}" for k in TIME_SOURCES if self.time_sources[k])
+        lines = [f"run dates: {kinds}"]
+        if self.time_sources[IMPORT]:
+            lines.append(f"warning: {self.time_sources[IMPORT]} runs had no time evidence and are dated at the import")
+        if self.replaced_points:
+            lines.append(f"{self.replaced_points} points were replaced by a later value logged at the same step")
+        return lines
+
+
+def _count_numbers(value: Any) -> int:
+    """Numbers in a JSON value, iteratively (a record can nest deeper than Python's recursion limit)."""
+    count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            count += 1
+    return count
 
 
 def _leaf_types(value: Any, prefix: str = "") -> list[tuple[str, str]]:

@@ -70,9 +70,9 @@ def test_t5_trainer_output_folder_is_one_run_of_1736_points(corpus, tmp_path):
     epoch = got[("epoch", NONE)]  # the float epoch, kept as a metric
     assert [(p[0], p[1]) for p in epoch] == [(e["step"], e["epoch"]) for e in train_logs]
     assert any(not float(p[1]).is_integer() for p in epoch)
-    # the eval subset: the final eval_loss of eval_results.json, at step 0
+    # the eval subset: the final eval_loss of eval_results.json, at the last global step
     eval_results = json.loads((folder / "eval_results.json").read_text())
-    assert [(p[0], p[1]) for p in got[("loss", EVAL)]] == [(0, eval_results["eval_loss"])]
+    assert [(p[0], p[1]) for p in got[("loss", EVAL)]] == [(215337, eval_results["eval_loss"])]
     assert got[("rouge1", EVAL)][0][1] == eval_results["eval_rouge1"]
     # the summary entry's train_loss names the train loss series too: kept apart as a result
     assert [p[1] for p in got[("loss", (("source", "results"), ("subset", "train")))]] == [log[-1]["train_loss"]]

@@ -112,12 +112,19 @@ def test_corpus_t5_output_folder_is_one_run_with_train_history_and_merged_result
     assert [p[2] for p in got[("epoch", NONE)]] == [e["epoch"] for e in log[:-1]]
     assert len(got[("learning_rate", NONE)]) == len(got[("grad_norm", NONE)]) == 430
 
-    # the summary entry and the three result files: each number once, at step 0
+    # the summary entry and the three result files: each number once, at the last global step
+    # (215337, epoch 3), where training ended; only the mean `train_loss`, a name the training
+    # logs draw as a curve, stays a final value at step 0 instead of ending that curve.
     everything = {**load(folder / "all_results.json"), **log[-1]}
     finals = {k: v for k, v in everything.items() if k not in ("epoch", "step")}
-    assert record.data["results"] == finals
+    assert record.data["results"] == {"train_loss": finals["train_loss"]}
+    last = record.data["history"][-1]
+    assert last["step"] == 215337 and last["epoch"] == 3
+    assert {k: v for k, v in last.items() if k not in ("step", "epoch")} == {
+        k: v for k, v in finals.items() if k != "train_loss"
+    }
     assert got[("loss", FROM_RESULTS)] == [(0, None, log[-1]["train_loss"], pytest.approx(math.nan, nan_ok=True))]
-    assert got[("rouge1", EVAL)][0][2] == 41.6324
+    assert got[("rouge1", EVAL)] == [(215337, 3, 41.6324, pytest.approx(math.nan, nan_ok=True))]
     assert len(item.points) == 4 * 430 + len(finals) == 1736
 
     frames = Normalizer().normalize([record])
@@ -148,8 +155,10 @@ def test_corpus_bert_checkpoint_only_folder_merges_train_and_eval_logs_of_one_st
     # one epoch point per step although the train and the eval log both carry it
     assert [p[0] for p in got[("epoch", NONE)]] == steps
     assert all(p[1] == 0 for p in got[("epoch", NONE)])  # 0.32 epochs trained (max_steps-limited)
-    # no summary entry in a checkpoint: the state's FLOP count is the only result
-    assert record.data["results"] == {"total_flos": load(state_path)["total_flos"]}
+    # no summary entry in a checkpoint: the state's FLOP count is the only result, at the last step
+    assert "results" not in record.data
+    assert record.data["history"][-1]["step"] == 2400
+    assert record.data["history"][-1]["total_flos"] == load(state_path)["total_flos"]
     assert len(item.points) == 24 * 9 + 1 == 217
     frames = Normalizer().normalize([record])
     assert len(frames.metrics) == 217 and frames.metrics["time"].isna().all()
@@ -201,14 +210,19 @@ def test_finished_run_reads_history_results_and_config():
     assert [(s, v) for s, _, v, _ in got[("f1", EVAL)]] == [(20, 0.8), (40, 0.86), (60, 0.86)]
     assert [p[0] for p in got[("epoch", NONE)]] == [10, 20, 30, 40, 50, 60]
 
-    results = record.data["results"]
-    assert "epoch" not in results and "results_epoch" not in record.data  # 2.0 everywhere: the state's
+    # final numbers sit at the last step (60), where training ended; the mean train_loss stays a
+    # result at step 0, apart from the `loss` curve it would otherwise end
+    results = {**record.data["results"], **record.data["history"][-1]}
+    assert record.data["history"][-1]["step"] == 60 and set(record.data["results"]) == {"train_loss"}
+    assert "results_epoch" not in record.data  # 2.0 everywhere: the state's
     assert results["train_samples"] == 1910 and results["eval_samples"] == 408
     assert results["train_runtime"] == 95.3 and results["eval_runtime"] == 1.45
     assert got[("loss", FROM_RESULTS)] == [(0, None, 0.5203, pytest.approx(math.nan, nan_ok=True))]
-    assert got[("samples", EVAL)] == [(0, None, 408.0, pytest.approx(math.nan, nan_ok=True))]
-    assert len(item.points) == 4 * 6 + 6 * 3 + 13 == 55
-    assert Normalizer().normalize([record]).metrics.shape[0] == 55
+    assert got[("samples", EVAL)] == [(60, 2, 408.0, pytest.approx(math.nan, nan_ok=True))]
+    # 13 final numbers, 6 of which the evaluate() log at step 60 already holds with the same value:
+    # they are one point each, not a second copy at step 0
+    assert len(item.points) == 4 * 6 + 6 * 3 + 13 - 6 == 49
+    assert Normalizer().normalize([record]).metrics.shape[0] == 49
 
 
 def test_finished_run_claims_trainer_files_and_checkpoints_but_not_the_users_own():
@@ -302,7 +316,7 @@ def test_checkpoint_only_folder_reads_result_and_config_files_of_the_output_fold
     assert not claims["checkpoint-100/config.json"].startswith("read:")  # the output folder's is read
     record = only_record(state_path)
     assert record.data["config"]["model"] == {"model_type": "roberta"}
-    assert record.data["results"]["eval_loss"] == 0.4 and record.data["results"]["train_loss"] == 0.5
+    assert record.data["history"][-1]["eval_loss"] == 0.4 and record.data["results"]["train_loss"] == 0.5
     assert "results_epoch" not in record.data  # 1.0, the state's epoch too
 
     # once the run writes its final state, every checkpoint is a copy
@@ -389,13 +403,14 @@ def test_a_run_still_training_stays_one_aim_run_as_checkpoints_and_the_final_sta
 
 def test_old_layout_lone_total_flos_entry_is_a_result():
     record = only_record(OLD / "trainer_state.json")
-    assert record.data["results"] == {"total_flos": 4512345678901234}
+    assert "results" not in record.data
     assert record.data["history"][-1] == {
         "step": 2000,
         "epoch": 2.0,
         "learning_rate": 0.0,
         "train_loss": 1.8012,
         "eval_loss": 1.8554,
+        "total_flos": 4512345678901234,
     }
     item = interpret(record, FieldRules())
     assert item.hparams == {
@@ -411,7 +426,7 @@ def test_old_layout_lone_total_flos_entry_is_a_result():
     assert [(s, e, v) for s, e, v, _ in got[("loss", EVAL)]] == [(1000, 1, 1.9421), (2000, 2, 1.8554)]
     assert [p[0] for p in got[("loss", TRAIN)]] == [500, 1000, 1500, 2000]
     assert ("grad_norm", NONE) not in got
-    assert got[("total_flos", NONE)] == [(0, None, 4512345678901234.0, pytest.approx(math.nan, nan_ok=True))]
+    assert got[("total_flos", NONE)] == [(2000, 2, 4512345678901234.0, pytest.approx(math.nan, nan_ok=True))]
     assert len(item.points) == 4 * 3 + 2 + 1
 
 

@@ -14,7 +14,8 @@ with `best_global_step` and `stateful_callbacks`, and in the end-of-training ent
   subset). Optimizer and counter fields keep their plain names and no context: `learning_rate`,
   `grad_norm`, `num_input_tokens_seen`, `total_flos` describe the optimizer or the run, not a data
   subset. Evaluation logs keep their names (`eval_loss` -> `loss` in the `eval` subset), as do
-  names already carrying a subset prefix. The summary goes to `results` (final numbers, step 0);
+  names already carrying a subset prefix. The summary and the result files' numbers are points at
+  the run's last global step (`_results_at_last_step`), where training ended;
 - a training log and an evaluation log share one step (Bert project: `loss` and `eval_loss` both
   at step 100): they are merged into one history row, so the step's `epoch` is one point, not two.
   A name logged twice at one step (a `trainer.evaluate()` after training logs `eval_*` again at the
@@ -254,6 +255,7 @@ def read_hf_trainer(path: Path, source: str, **_ignored: object) -> Iterator[Rec
     other_epochs = [e for e in dict.fromkeys(final_epochs) if e != bookkeeping.get("epoch")]
 
     data["config"] = config
+    _results_at_last_step(results, rows, bookkeeping)
     if results:
         data["results"] = results
     if rows:
@@ -266,6 +268,32 @@ def read_hf_trainer(path: Path, source: str, **_ignored: object) -> Iterator[Rec
     if other_epochs:
         data["results_epoch"] = other_epochs[0] if len(other_epochs) == 1 else other_epochs
     yield Record(source, "$" if state is not None else read[0], HF_TRAINER, data, key_source=_key_source(path, source))
+
+
+def _results_at_last_step(results: dict[str, Any], rows: dict[int, dict[str, Any]], state: dict[str, Any]) -> None:
+    """Move the final numbers (summary entry, `*_results.json`) into the history row of the last step.
+
+    They were computed when training ended (an evaluation of the final model, the runtime), so they
+    belong at the run's last global step, not at step 0 where a chart draws them before the first
+    epoch. Two kinds stay in `results`: a name the training logs already draw as a series (the
+    summary's `train_loss` is the mean over the run, not the last point of the `loss` curve), and
+    a name that row already holds with another value (neither may overwrite the other).
+    """
+    last = state.get("global_step")
+    if not _is_number(last) or not math.isfinite(last):
+        last = max(rows) if rows else None
+    if last is None:
+        return
+    trained = {k for r in rows.values() for k in r if _subset(k) in ("train", "training")}
+    movable = [k for k, v in results.items() if _is_number(v) and k not in trained]
+    if not movable:
+        return
+    row = rows.setdefault(int(last), {"step": int(last)})
+    if "epoch" not in row and _is_number(state.get("epoch")) and math.isfinite(state["epoch"]):
+        row["epoch"] = int(state["epoch"])  # an int: the points' Aim epoch, not one more `epoch` point
+    for key in movable:
+        if key not in row or row[key] == results[key]:
+            row[key] = results.pop(key)
 
 
 def _key_source(path: Path, source: str) -> str | None:
