@@ -16,7 +16,7 @@ demo: $(BIN)/aim-etl
 	@# Exit 3 is expected: the fixtures hold invalid lines on purpose, and the report lists them.
 	$(BIN)/aim-etl migrate fixtures/ --repo demo --report demo/report.md || test $$? -eq 3
 	@echo
-	$(BIN)/aim-etl validate --repo demo --rules fixtures/rules.toml --report demo/validation.html
+	$(BIN)/aim-etl validate --repo demo --rules fixtures/demo_rules.toml --report demo/validation.html
 	@echo
 	@echo "Reports: demo/report.md (import), demo/validation.html (governance). Look at the runs with:"
 	@echo "  $(BIN)/aim up --repo demo"

@@ -112,8 +112,12 @@ def name_stamp(name: str, timezone: str | dt.tzinfo = "UTC") -> dt.datetime | No
 
 
 def record_duration(data: dict[str, Any]) -> float | None:
-    """A duration the record states at its top level or in a results section, in seconds."""
+    """A duration the record states: at its top level, in a results section, or in the last row of
+    its history (a Trainer's summary, `train_runtime` included, sits at the last step), in seconds."""
     sections = [data] + [v for k, v in data.items() if isinstance(v, dict) and k.lower() in ("results", "metrics")]
+    history = data.get("history")
+    if isinstance(history, list) and history and isinstance(history[-1], dict):
+        sections.append(history[-1])
     for section in sections:
         lowered = {k.lower(): k for k in section}
         for name in DURATION_FIELDS:
