@@ -150,7 +150,9 @@ class SyncReport:
         metrics = frames.metrics[frames.metrics["run_key"].isin(original)]
         if not metrics.empty:
             self.metric_points.update(metrics.groupby([NAME, CONTEXT]).size().to_dict())
-            self.replaced_points += int(metrics.duplicated([RUN_KEY, NAME, CONTEXT, STEP]).sum())
+            # A point repeated with the same value (an exact duplicate record) replaces nothing.
+            distinct = metrics.drop_duplicates([RUN_KEY, NAME, CONTEXT, STEP, "value", "epoch"])
+            self.replaced_points += int(distinct.duplicated([RUN_KEY, NAME, CONTEXT, STEP]).sum())
         self.time_sources.update(runs[TIME_SOURCE].tolist())
         points = metrics[RUN_KEY].value_counts().to_dict() if not metrics.empty else {}
         for row in runs.drop_duplicates(RUN_KEY).itertuples(index=False):
@@ -278,7 +280,7 @@ class SyncReport:
         # The reader column comes second so that a skipped file's reason, which can be long, ends its row.
         fmt = max((len(f.format) for f in self.files.values() if f.format), default=0)
         fmt = max(fmt, len("format"))
-        counts = "records  new  changed  unchanged  dup  invalid  skipped"
+        counts = "records  new  changed  unchanged  dup  invalid  skipped  numbers: metrics/params"
         out.append(f"{'file':<{width}}  {'format':<{fmt}}  {'read':<9}  {counts}")
         # By path, so a folder's files (a run's primary file and the ones read with it) sit together.
         for f in sorted(self.files.values(), key=lambda f: f.source):
@@ -287,7 +289,8 @@ class SyncReport:
                 continue
             out.append(
                 f"{_shown(f.source):<{width}}  {f.format:<{fmt}}  {f.mode:<9}  {f.records:>7}  {f.new:>3}  "
-                f"{f.changed:>7}  {f.unchanged:>9}  {f.duplicate:>3}  {f.invalid:>7}  {f.skipped:>7}"
+                f"{f.changed:>7}  {f.unchanged:>9}  {f.duplicate:>3}  {f.invalid:>7}  {f.skipped:>7}  "
+                f"{f.metric_numbers:>7}/{f.param_numbers}"
             )
         # Files no reader took have their reason in their row already; listed again, they would crowd
         # the skipped records out of the `limit`.
