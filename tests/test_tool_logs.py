@@ -301,3 +301,24 @@ def test_a_step_log_copied_elsewhere_byte_for_byte_is_read_once(tmp_path):
     ]
     (copy,) = skipped
     assert copy.source.endswith("b/train_log.jsonl") and copy.reason.startswith("duplicate of ")
+
+
+def test_a_training_appended_to_a_log_is_one_new_run_and_the_earlier_ones_stay(tmp_path):
+    source = (TOOLS / "detectron2" / "SMN" / "output" / "metrics.json").read_text().splitlines(keepends=True)
+    log = tmp_path / "smn" / "output" / "metrics.json"
+    log.parent.mkdir(parents=True)
+    log.write_text("".join(source[:40]))  # two trainings, the third one's first 10 lines
+    repo = tmp_path / "repo"
+    assert run_cli("migrate", log, "--repo", repo, "-q").exit_code == 0
+    before = {run["etl"]["locator"]: run.hash for run in aim_runs(repo).values()}
+    assert sorted(before) == ["lines 1-15", "lines 16-30", "lines 31-40"]
+    with log.open("a") as fh:
+        fh.write("".join(source[40:]))
+    report = tmp_path / "sync.json"
+    assert run_cli("sync", log, "--repo", repo, "--report", report, "-q").exit_code == 0
+    summary = json.loads(report.read_text())["summary"]
+    assert (summary["new"], summary["changed"], summary["unchanged"]) == (0, 1, 2)
+    after = {run["etl"]["locator"]: run for run in aim_runs(repo).values()}
+    assert sorted(after) == ["lines 1-15", "lines 16-30", "lines 31-80"]
+    assert after["lines 31-80"].hash == before["lines 31-40"]  # the growing training keeps its run
+    assert [p[0] for p in points(after["lines 31-80"], "total_loss")][-1] == 999
