@@ -349,9 +349,11 @@ def test_json_document_with_nan(tmp_path):
 @pytest.mark.parametrize(
     ("name", "content", "expected"),
     [
-        ("log.jsonl", b"", JSONL),
-        ("LOG.JSONL", b"", JSONL),
-        ("log.ndjson", b"", JSONL),
+        ("log.jsonl", b'{"a": 1}\n', JSONL),
+        ("LOG.JSONL", b'{"a": 1}\n', JSONL),
+        ("log.ndjson", b'{"a": 1}\n', JSONL),
+        ("log.jsonl", b"", None),  # blank: skipped as an empty file, not read as a log with nothing in it
+        ("progress.json", b" \n\n", None),
         ("doc.json", b'{"a": 1}\n', JSON),
         ("doc.json", b'{\n  "a": 1\n}\n', JSON),
         ("doc.json", b'[{"a": 1},\n {"a": 2}]\n', JSON),
@@ -384,12 +386,13 @@ def test_detect_the_lines_fixture():
         ("results.csv", "CSV"),
         ("events.out.tfevents.1700000000.host", "aim convert tensorboard"),
         ("README.md", "not a JSON or JSONL file (.md)"),
-        ("Makefile", "no extension"),
+        ("config.yaml", "not a JSON or JSONL file (.yaml)"),
     ],
 )
 def test_detect_skipped_files(tmp_path, name, words):
     path = tmp_path / name
-    # Contents that would parse as JSON lines, to show skipping is by name.
+    # Contents that would parse as JSON lines, to show skipping is by name. A file with no extension
+    # is judged by its content instead (tests/test_tool_logs.py).
     path.write_bytes(b'{"a": 1}\n{"a": 2}\n')
     fmt, reason = detect_format(path)
     assert fmt is None

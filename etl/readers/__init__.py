@@ -6,6 +6,7 @@ caller forces one. Adding a format is a module here and a row in `READERS`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -131,7 +132,53 @@ def find_sources(
         (f for f in chosen.values() if f.source not in claimed),
         key=lambda f: (f.format != JSONL, f.source.count("/"), f.source),
     )
-    return ordered, skipped
+    ordered, copies = _drop_copies(ordered)
+    return ordered, skipped + copies
+
+
+def _drop_copies(files: list[SourceFile]) -> tuple[list[SourceFile], list[SkippedFile]]:
+    """Per-step logs with the same bytes as one before them: the first is read, the others listed.
+
+    A tool may write its log twice, line by line alike (MMEngine writes `vis_data/scalars.json` and
+    `vis_data/<timestamp>.json`); read twice, one training would become two runs. Only files of one
+    size are hashed, so a tree of logs costs a hash or two, not one per file.
+    """
+    kept: list[SourceFile] = []
+    copies: list[SkippedFile] = []
+    by_size: dict[int, list[SourceFile]] = {}
+    digests: dict[str, str] = {}
+
+    def digest(file: SourceFile) -> str:
+        if file.source not in digests:
+            digests[file.source] = _digest(file.path)
+        return digests[file.source]
+
+    for file in files:
+        try:
+            size = file.path.stat().st_size if file.format == STEPS else None
+        except OSError:
+            size = None
+        same_size = by_size.setdefault(size, []) if size is not None else []
+        original = next((first for first in same_size if digest(first) == digest(file)), None)
+        if original is not None:
+            reason = f"duplicate of {original.source} (the same bytes: one log written twice)"
+            copies.append(SkippedFile(file.source, reason))
+            continue
+        same_size.append(file)
+        kept.append(file)
+    return kept, copies
+
+
+def _digest(path: Path) -> str:
+    """The file's content hash; an unreadable file gets one of its own (its reader reports it)."""
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return f"unreadable {path}"
+    return digest.hexdigest()
 
 
 def _walk(root: Path, base: Path | None, skipped: list[SkippedFile]) -> Iterator[Path]:
