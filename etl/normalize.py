@@ -81,6 +81,8 @@ class Frames:
     # run_key -> (record id or None, occurrence): kept in the ledger, so a sync that reads only
     # appended lines still knows which ids the file already had.
     identities: dict[str, tuple[str | None, int]] = field(default_factory=dict)
+    # run_key -> points its reader resolved itself (a later value at one step), for the report
+    replaced_points: dict[str, int] = field(default_factory=dict)
 
 
 def content_hash(record: Record, rules: FieldRules) -> str:
@@ -128,6 +130,7 @@ class Normalizer:
         points: dict[str, list] = {c: [] for c in METRIC_COLUMNS}
         skipped: list[SkippedRecord] = []
         reruns: list[SkippedRecord] = []
+        replaced: dict[str, int] = {}
         identities: dict[str, tuple[str | None, int]] = {}
         naive = 0
         for record in records:
@@ -148,6 +151,8 @@ class Normalizer:
                     )
                 )
             naive += item.naive_time
+            if record.replaced_points:
+                replaced[key] = record.replaced_points
             if record.source not in dates:
                 dates[record.source] = file_dates(path, record.source, self.rules.timezone)
             created, ended, time_source = date_run(
@@ -182,7 +187,7 @@ class Normalizer:
                 points[EPOCH].append(epoch)
                 points[VALUE].append(value)
                 points[TIME].append(time)
-        return Frames(_runs_frame(runs), _metrics_frame(points), skipped, naive, reruns, identities)
+        return Frames(_runs_frame(runs), _metrics_frame(points), skipped, naive, reruns, identities, replaced)
 
 
 def readable_name(record: Record) -> str:
@@ -252,6 +257,7 @@ def concat(frames: list[Frames]) -> Frames:
         naive_timestamps=sum(f.naive_timestamps for f in frames),
         reruns=[r for f in frames for r in f.reruns],
         identities={k: v for f in frames for k, v in f.identities.items()},
+        replaced_points={k: v for f in frames for k, v in f.replaced_points.items()},
     )
 
 

@@ -154,6 +154,7 @@ class SyncReport:
             distinct = metrics.drop_duplicates([RUN_KEY, NAME, CONTEXT, STEP, "value", "epoch"])
             self.replaced_points += int(distinct.duplicated([RUN_KEY, NAME, CONTEXT, STEP]).sum())
         self.time_sources.update(runs[TIME_SOURCE].tolist())
+        self.replaced_points += sum(frames.replaced_points.get(key, 0) for key in original)
         points = metrics[RUN_KEY].value_counts().to_dict() if not metrics.empty else {}
         for row in runs.drop_duplicates(RUN_KEY).itertuples(index=False):
             key, source = getattr(row, RUN_KEY), getattr(row, SOURCE)

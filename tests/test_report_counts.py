@@ -50,3 +50,15 @@ def test_a_record_without_name_or_id_is_named_by_its_place(tmp_path, repo):
     doc.write_text(json.dumps({"results": [{"params": {"k": 1}, "metrics": {"acc": 0.1}}]}))
     assert run_cli("migrate", log, doc, "--repo", repo, "-q").exit_code == 0
     assert sorted(run.name for run in aim_runs(repo).values()) == ["evals:line 1", "grid:results[0]"]
+
+
+def test_a_step_log_resumed_at_an_earlier_step_counts_what_its_later_lines_replaced(tmp_path, repo):
+    log = _write(
+        tmp_path / "train_log.jsonl",
+        [{"step": s, "loss": 1.0 / s} for s in range(1, 6)] + [{"step": 4, "loss": 0.5}, {"step": 5, "loss": 0.4}],
+    )
+    report_path = tmp_path / "report.json"
+    assert run_cli("migrate", log, "--repo", repo, "--report", report_path, "-q").exit_code == 0
+    assert json.loads(report_path.read_text())["replaced_points"] == 2
+    (run,) = aim_runs(repo).values()
+    assert [(s, v) for s, v, *_ in series(run)[("loss", ())]][-2:] == [(4, 0.5), (5, 0.4)]

@@ -34,7 +34,7 @@ from etl.errors import BadRecord
 from etl.readers.jsonl import read_jsonl
 from etl.readers.jsontext import JSONError, loads, type_name
 from etl.readers.record import Record
-from etl.readers.steps import STEP_FIELDS, TIME_FIELDS, flatten_row, keep_last_per_step
+from etl.readers.steps import STEP_FIELDS, TIME_FIELDS, flatten_row, keep_last_per_step, replaced_points
 
 RAY_TUNE = "ray-tune"
 RESULT = "result.json"
@@ -197,7 +197,7 @@ def read_ray_tune(path: Path, source: str, **_ignored: object) -> Iterator[Recor
     if rows:
         data["history"] = keep_last_per_step(rows)
     locator = PARAMS if first is None else f"lines {first}-{last}" if first != last else f"line {first}"
-    yield Record(source, locator, RAY_TUNE, data)
+    yield Record(source, locator, RAY_TUNE, data, replaced_points=replaced_points(rows))
 
 
 def _read_params(path: Path) -> tuple[dict[str, Any] | None, str | None]:

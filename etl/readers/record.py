@@ -25,6 +25,9 @@ class Record:
     # name as the run goes on (a Trainer's newest `checkpoint-N/trainer_state.json`) names here the
     # place that stays, so the run keeps one key, and so one Aim run, as later files replace it.
     key_source: str | None = None
+    # Points of this record that a later value at the same step replaced (a resumed training
+    # re-logs its last steps): a reader that resolves them itself says how many, for the report.
+    replaced_points: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ from typing import Any
 from etl.errors import BadRecord
 from etl.readers.jsontext import JSONError, loads, read_object, type_name
 from etl.readers.record import Record
-from etl.readers.steps import STEP_FIELDS, TIME_FIELDS, keep_last_per_step
+from etl.readers.steps import STEP_FIELDS, TIME_FIELDS, keep_last_per_step, replaced_points
 
 SACRED = "sacred"
 RUN = "run.json"
@@ -225,7 +225,7 @@ def read_sacred(path: Path, source: str, **_ignored: object) -> Iterator[Record 
             rows.append(item)
     if rows:
         data["history"] = keep_last_per_step(rows)
-    yield Record(source, "$", SACRED, data)
+    yield Record(source, "$", SACRED, data, replaced_points=replaced_points(rows))
 
 
 def _experiment_meta(experiment: dict[str, Any]) -> dict[str, Any]:

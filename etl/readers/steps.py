@@ -245,7 +245,7 @@ def read_steps(path: Path, source: str, **_ignored: object) -> Iterator[Record |
             data["timestamp"], data["end_time"] = times[0], times[-1]
         data["history"] = keep_last_per_step(run.rows)
         first, last = locators[run.indexes[0]], locators[run.indexes[-1]]
-        yield Record(source, _span(first, last), STEPS, data)
+        yield Record(source, _span(first, last), STEPS, data, replaced_points=replaced_points(run.rows))
 
 
 def experiment_folder(path: Path) -> str:
@@ -312,6 +312,27 @@ def _flatten_into(out: dict[str, Any], prefix: str, value: dict[str, Any], sep: 
             _flatten_into(out, name, inner, "/")
         else:
             out[name] = inner
+
+
+def replaced_points(rows: list[dict[str, Any]]) -> int:
+    """How many values `keep_last_per_step` drops: a metric logged again at a step with another value."""
+    seen: dict[tuple[int | None, str], Any] = {}
+    replaced = 0
+    for row in rows:
+        step = _row_step(row)
+        for key in _metric_keys(row):
+            earlier = seen.get((step, key), _UNSEEN)
+            if earlier is not _UNSEEN and not _same(earlier, row[key]):
+                replaced += 1
+            seen[(step, key)] = row[key]
+    return replaced
+
+
+_UNSEEN = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
 
 
 def keep_last_per_step(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
