@@ -37,15 +37,17 @@ Results are metrics, wherever a record keeps them; an hparam is a number that co
   that, keys join the name with `.` (`full_conf.mean`). A breakdown by item (`per_query`) with
   more than 50 entries stays whole in the meta: each item would be its own Aim series, and the
   aggregate beside it already carries the result.
-- Lists inside a result section: a list of numbers is a series (step = epoch = index), except
-  `per_X` lists (one point per X: `per_class` -> `{"class": "0"}`), per-fold lists (`folds`,
-  `cv_scores`, `*_scores` -> `{"fold": "0"}`), a two-number interval (`*_ci`, `*_interval` ->
-  `name_low`, `name_high`) and `[mean, std]` pairs (a dict whose lists are all two numbers, as in a
-  model -> metric -> [mean, std] summary: `name` and `name_std`, tied by name). A list of dicts is
-  long-format rows (`{"metric": "p10", "value": 0.2}` -> `p10`), per-epoch rows (with a
-  `step`/`epoch` field -> points at those steps), or entries told apart by a string field
-  (`hf_subset`, `split`, `name`, ...) or else by position (`scores_per_experiment` ->
-  `{"experiment": "0"}`).
+- Lists of numbers inside a result section: `per_X` lists are one point per X (`per_class` ->
+  `{"class": "0"}`), per-fold lists one point per fold (`folds`, `cv_scores`, `*_scores` ->
+  `{"fold": "0"}`); a two-number interval (`*_ci`, `*_interval`) is `name_low` and `name_high`;
+  in a dict whose lists are all two numbers (a model -> metric -> [mean, std] summary) each pair is
+  `name` and `name_std`, tied by name; any other list of three or more numbers is a series (step =
+  epoch = index). Shorter lists are no series (a W&B summary's `[0.1, 0.01]`): they stay a list
+  in the meta.
+- Lists of dicts inside a result section: long-format rows (`{"metric": "p10", "value": 0.2}` ->
+  `p10`), per-epoch rows (with a `step`/`epoch` field -> points at those steps), or entries told
+  apart by a string field (`hf_subset`, `split`, `name`, ...: MTEB's per-subset scores) or else by
+  position (`scores_per_experiment` -> `{"experiment": "0"}`).
 - Metric names: `name,filter` (lm-evaluation-harness: `acc,none`, `exact_match,strict-match`) is
   metric `name` with `{"filter": ..}` (none when the filter is `none`), so `acc_stderr,none` is
   `acc_stderr` beside `acc` in the same context; `split3_test_score` (scikit-learn's per-fold
@@ -274,6 +276,8 @@ _FOLD_LIST = re.compile(r"(^|[_./-])(folds?|cv|cv_scores?|split_scores|fold_scor
 _INTERVAL = re.compile(r"(^|[_./-])(ci\d*|interval|bounds|conf_int)$")
 _FOLD_COLUMN = re.compile(r"^split(\d+)_(.+)$")
 _WORDS = re.compile(r"[_\-./@ ]+")
+# Outside a history section, a shorter list of numbers is not taken for a per-epoch series.
+MIN_SERIES = 3
 # Breakdowns by item bigger than this stay whole in the meta (one Aim series per item is noise).
 MAX_BREAKDOWN = 50
 _NAN_WORDS = {
@@ -649,6 +653,8 @@ class _Points:
                 self.add_scalar(key, numbers[0], context, prefix)
                 self.add_scalar(f"{key}_std", numbers[1], context, prefix)
                 return None
+        if len(numbers) < MIN_SERIES:
+            return values
         for index, number in enumerate(numbers):
             if number is not None:  # a gap (an epoch without that metric), not a point
                 self.add(key, context, index, index, number, math.nan, prefix)
@@ -656,7 +662,9 @@ class _Points:
 
     def _add_rows(self, key: str, rows: list[dict[str, Any]], context: Context, prefix: str) -> Any:
         named = [(_row_field(r, _ROW_NAME_FIELDS, str), _row_field(r, _ROW_VALUE_FIELDS, None)) for r in rows]
-        if all(name and value is not None for name, value in named):
+        if all(name and value is not None for name, value in named) and all(
+            sum(_number(v) is not None for v in r.values()) == 1 for r in rows
+        ):
             for name, value in named:
                 self.add_scalar(name, value, context, prefix)
             return None

@@ -171,7 +171,7 @@ def test_results_keyed_by_method_become_method_contexts():
     assert "results" not in item.meta
 
 
-def test_non_numeric_results_are_kept_in_meta():
+def test_every_number_of_results_is_a_metric_and_only_the_rest_stays_in_meta():
     data = {
         "config": {"dim": 64},
         "results": {
@@ -185,24 +185,31 @@ def test_non_numeric_results_are_kept_in_meta():
         },
     }
     item = interpret(record(data), RULES)
-    assert points(item) == {("p10", "{}", 0): (None, 0.2), ("p10", VAL, 0): (None, 0.3)}
-    assert item.meta == {
-        "results": {
-            "ndcg": "n/a",
-            "per_class": [0.1, 0.2],
-            "breakdown": {"a": {"b": 1}},
-            "mixed": {"x": 1, "y": "z"},
-            "flag": True,
-            "val": {"note": "early stop"},
-        }
+    assert points(item) == {
+        ("p10", "{}", 0): (None, 0.2),
+        ("p10", VAL, 0): (None, 0.3),
+        # a per-X list: one point per X
+        ("per_class", '{"class":"0"}', 0): (None, 0.1),
+        ("per_class", '{"class":"1"}', 0): (None, 0.2),
+        # a dict under results is an entry (a method); deeper keys join the name
+        ("a.b", '{"method":"breakdown"}', 0): (None, 1),
+        ("x", '{"method":"mixed"}', 0): (None, 1),
     }
+    assert item.meta == {"results": {"ndcg": "n/a", "mixed": {"y": "z"}, "flag": True, "val": {"note": "early stop"}}}
 
 
-def test_results_as_a_list_is_kept_in_meta():
-    data = {"id": "exp_020", "config": {"dim": 64}, "results": [{"metric": "p10", "value": 0.2}]}
+def test_results_as_metric_value_rows_are_metrics():
+    rows = [{"metric": "p10", "value": 0.2}, {"metric": "val_mrr", "value": 0.4}]
+    item = interpret(record({"id": "exp_020", "config": {"dim": 64}, "results": rows}), RULES)
+    assert points(item) == {("p10", "{}", 0): (None, 0.2), ("mrr", VAL, 0): (None, 0.4)}
+    assert "results" not in item.meta
+
+
+def test_results_list_of_dicts_that_are_no_rows_stays_in_meta():
+    data = {"config": {"dim": 64}, "results": [{"note": "a"}, {"note": "b"}]}
     item = interpret(record(data), RULES)
     assert item.points == []
-    assert item.meta["results"] == [{"metric": "p10", "value": 0.2}]
+    assert item.meta["results"] == [{"note": "a"}, {"note": "b"}]
 
 
 @pytest.mark.parametrize("section", ["metrics", "final", "scores"])
@@ -284,18 +291,28 @@ def test_contexts_off_keeps_prefixed_names():
 
 
 def test_param_patterns_force_a_metric_looking_name_to_a_param():
-    data = {"grad_accumulation_steps": 4, "loss_weight": 0.5, "val_loss": 0.3}
+    data = {"loss_scale": 128.0, "top1_acc_goal": 0.9, "val_loss": 0.3}
     default = interpret(record(data), RULES)
     # By default "acc" and "loss" in the names read as metrics.
     assert points(default) == {
-        ("grad_accumulation_steps", "{}", 0): (None, 4),
-        ("loss_weight", "{}", 0): (None, 0.5),
+        ("loss_scale", "{}", 0): (None, 128.0),
+        ("top1_acc_goal", "{}", 0): (None, 0.9),
         ("loss", VAL, 0): (None, 0.3),
     }
     assert default.hparams == {}
-    forced = interpret(record(data), FieldRules(param_patterns=(r"^grad_acc", r"_weight$")))
+    forced = interpret(record(data), FieldRules(param_patterns=(r"_scale$", r"_goal$")))
     assert points(forced) == {("loss", VAL, 0): (None, 0.3)}
-    assert forced.hparams == {"grad_accumulation_steps": 4, "loss_weight": 0.5}
+    assert forced.hparams == {"loss_scale": 128.0, "top1_acc_goal": 0.9}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["grad_accumulation_steps", "loss_weight", "test_size", "eval_steps", "val_check_interval", "num_val_samples"],
+)
+def test_names_ending_in_a_configuration_word_are_params(name):
+    item = interpret(record({name: 4, "val_loss": 0.3}), RULES)
+    assert item.hparams == {name: 4}
+    assert points(item) == {("loss", VAL, 0): (None, 0.3)}
 
 
 def test_custom_metric_patterns():
@@ -624,5 +641,6 @@ def test_fixture_log_through_the_normalizer():
     assert metrics[("good.jsonl#exp_1", "loss", VAL)] == 0.5
     assert math.isnan(metrics[("good.jsonl#exp_2", "mrr", "{}")])
     assert metrics[("good.jsonl#exp_3", "loss", "{}")] == 0.25
-    # best/worst are not metric names: kept as params, Infinity as a float
-    assert runs.loc["line 4", "hparams"] == {"best": math.inf, "worst": -math.inf}
+    # `best` reads as a result (a metric, Infinity kept); `worst` does not: a param, -Infinity as a float
+    assert metrics[("good.jsonl#exp_2", "best", "{}")] == math.inf
+    assert runs.loc["line 4", "hparams"] == {"worst": -math.inf}
