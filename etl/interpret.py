@@ -33,10 +33,12 @@ Results are metrics, wherever a record keeps them; an hparam is a number that co
 - Inside a result section, the path of dict keys above a number is kept, as contexts or in the
   name, never dropped: a subset key is `{"subset": ..}`; the entries of a collection are contexts
   named by its entity (`games` -> `{"game": "magic"}`, `model_performance` -> `{"model": ..}`,
-  `bench` -> `{"benchmark": ..}`; `results` and other plain sections -> `{"method": ..}`); below
-  that, keys join the name with `.` (`full_conf.mean`). A breakdown by item (`per_query`) with
-  more than 50 entries stays whole in the meta: each item would be its own Aim series, and the
-  aggregate beside it already carries the result.
+  `bench` -> `{"benchmark": ..}`; `results` and other sections named by a result word ->
+  `{"method": ..}`, unless the key itself reads as a metric: `f1: {macro: ..}` is `f1.macro`);
+  below that, and in subset dicts found by content, keys join the name with `.`
+  (`full_conf.mean`). A section inside a section (`results: {metrics: {..}}`) adds nothing. A
+  breakdown by item (`per_query`) with more than 50 entries stays whole in the meta: each item
+  would be its own Aim series, and the aggregate beside it already carries the result.
 - Lists of numbers inside a result section: `per_X` lists are one point per X (`per_class` ->
   `{"class": "0"}`), per-fold lists one point per fold (`folds`, `cv_scores`, `*_scores` ->
   `{"fold": "0"}`); a two-number interval (`*_ci`, `*_interval`) is `name_low` and `name_high`;
@@ -598,7 +600,10 @@ class _Points:
                 if inner or not value:
                     leftovers[key] = inner
             elif isinstance(value, list):
-                inner = self.add_list(key, value, context, prefix, pairs, only_named)
+                inner_context = context
+                if self.contexts and key.lower() in SUBSETS and "subset" not in context:
+                    inner_context = {**context, "subset": key}  # MTEB: `scores: {test: [per-subset entries]}`
+                inner = self.add_list(key, value, inner_context, prefix, pairs, only_named)
                 if inner is not None:
                     leftovers[key] = inner
             else:
@@ -625,7 +630,7 @@ class _Points:
         collection = _collection_entity(key)
         if self.contexts and collection and collection not in context:
             return self.add_results(value, context, collection, prefix, only_named)
-        if self.contexts and entity and entity not in context:
+        if self.contexts and entity and entity not in context and not self.is_metric(key):
             return self.add_results(value, {**context, entity: key}, None, prefix, only_named)
         return self.add_results(value, context, None, f"{prefix}{key}.", only_named)
 
@@ -765,7 +770,7 @@ def _found_section(key: str) -> tuple[Context, str | None] | None:
     if not words or CONFIG_WORDS.intersection(words):
         return None
     if len(words) == 1 and words[0] in SUBSETS:
-        return {"subset": key}, "method"
+        return {"subset": key}, None
     collection = _collection_entity(key)
     if collection is not None:
         return {}, collection

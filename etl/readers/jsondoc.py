@@ -13,6 +13,9 @@
   `mean_test_score`, `split0_test_score`, ...; as lists, or as pandas' `to_json()` dicts keyed by
   row): one run per candidate, `$.params[3]`, its `params` as hparams and its columns as results
   (`param_*` repeat `params` and are left out);
+- an MTEB task result (`task_name`, `scores: {split: [{main_score, hf_subset, ...}]}`,
+  `mteb_version`): one run named by its task, with the `model_meta.json` MTEB writes beside it as
+  its config and the model's name as its experiment; that `model_meta.json` is no run of its own;
 - an lm-evaluation-harness results file (`results` keyed by task beside `versions`, `n-shot` or
   `configs`): one run, its `results` (and `groups`) read as collections of tasks (and groups), so
   each task is a context (`{"task": "hellaswag"}`) rather than a method;
@@ -69,6 +72,7 @@ _RUN_DOCUMENT_KEYS = frozenset(
 )
 _SUBSETS = frozenset({"train", "training", "val", "valid", "validation", "test", "eval", "dev"})
 _LM_EVAL_KEYS = ("versions", "n-shot", "configs", "higher_is_better")
+_MTEB_MODEL_META = "model_meta.json"
 _CV_SCORE_COLUMN = re.compile(r"^(mean|std|rank)_test_|^split\d+_test_")
 
 KEYED_AS_RUNS = "runs"
@@ -81,10 +85,13 @@ def read_json(path: Path, source: str, *, keyed: str = KEYED_AS_RUNS) -> Iterato
     except JSONError as exc:
         yield BadRecord(source, f"line {exc.line}" if exc.line else "$", str(exc))
         return
-    yield from split_document(document, source, keyed=keyed)
+    yield from split_document(document, source, keyed=keyed, path=path)
 
 
-def split_document(document: Any, source: str, *, keyed: str = KEYED_AS_RUNS) -> Iterator[Record | BadRecord]:
+def split_document(
+    document: Any, source: str, *, keyed: str = KEYED_AS_RUNS, path: Path | None = None
+) -> Iterator[Record | BadRecord]:
+    """The records of one parsed document; `path` (the file on disk) lets a record read a sibling file."""
     if isinstance(document, list):
         yield from _entries(document, source, "$", parent={})
         return
@@ -94,6 +101,11 @@ def split_document(document: Any, source: str, *, keyed: str = KEYED_AS_RUNS) ->
     if _is_lm_eval(document):
         yield Record(source, "$", "lm-eval", _lm_eval_record(document))
         return
+    if _is_mteb(document):
+        yield Record(source, "$", "mteb", _mteb_record(document, path))
+        return
+    if _is_mteb_model_meta(document, path):
+        return  # read into each of its tasks' runs (their config): not a run of its own
     candidates = _cv_results(document, source)
     if candidates is not None:
         yield from candidates
@@ -271,11 +283,81 @@ def _is_lm_eval(document: dict[str, Any]) -> bool:
 
 def _lm_eval_record(document: dict[str, Any]) -> dict[str, Any]:
     data = {k: v for k, v in document.items() if k not in ("results", "groups")}
+    model = _lm_eval_model(document)
+    if model and "name" not in data:
+        data["name"] = model
     results: dict[str, Any] = {"tasks": document["results"]}
     if isinstance(document.get("groups"), dict) and document["groups"]:
         results["groups"] = document["groups"]
     data["results"] = results
     return data
+
+
+def _lm_eval_model(document: dict[str, Any]) -> str | None:
+    """The evaluated model, the file's own name for its run: `model_name` (lm-eval >= 0.4.3), else
+    the `pretrained=` of `config.model_args` (a string, or a dict in newer versions)."""
+    name = document.get("model_name")
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    config = document.get("config")
+    args = config.get("model_args") if isinstance(config, dict) else None
+    if isinstance(args, dict):
+        args = ",".join(f"{k}={v}" for k, v in args.items())
+    if isinstance(args, str):
+        for part in args.split(","):
+            key, _, value = part.partition("=")
+            if key.strip() == "pretrained" and value.strip():
+                return value.strip()
+    return None
+
+
+# --- MTEB ----------------------------------------------------------------------------------------
+
+
+def _is_mteb(document: dict[str, Any]) -> bool:
+    """One MTEB task result: `task_name`, `scores` by split, and MTEB's own version or the dataset's."""
+    return (
+        isinstance(document.get("task_name"), str)
+        and isinstance(document.get("scores"), dict)
+        and ("mteb_version" in document or "dataset_revision" in document)
+    )
+
+
+def _mteb_record(document: dict[str, Any], path: Path | None) -> dict[str, Any]:
+    """Named by its task. MTEB writes `<model>/<revision>/<task>.json` with the model's
+    `model_meta.json` beside it: the evaluated model is the run's configuration, and its name the
+    experiment, so one model's tasks are together and two models' runs differ by their config."""
+    data = {"name": document["task_name"], **document}
+    model = _mteb_model_meta(path.parent / _MTEB_MODEL_META) if path is not None else None
+    if model is not None:
+        data.setdefault("config", model)
+        if isinstance(model.get("name"), str) and model["name"].strip():
+            data.setdefault("experiment", model["name"].strip())
+    return data
+
+
+def _mteb_model_meta(meta: Path) -> dict[str, Any] | None:
+    try:
+        model = loads(meta.read_bytes()) if meta.is_file() else None
+    except (OSError, JSONError):
+        return None
+    return model if isinstance(model, dict) and "name" in model and "revision" in model else None
+
+
+def _is_mteb_model_meta(document: dict[str, Any], path: Path | None) -> bool:
+    """MTEB's `model_meta.json` (`name`, `revision`, ...), when a task result sits beside it."""
+    if path is None or path.name != _MTEB_MODEL_META or not {"name", "revision"} <= set(document):
+        return False
+    for sibling in path.parent.glob("*.json"):
+        if sibling.name == _MTEB_MODEL_META:
+            continue
+        try:
+            other = loads(sibling.read_bytes())
+        except (OSError, JSONError):
+            continue
+        if isinstance(other, dict) and _is_mteb(other):
+            return True
+    return False
 
 
 # --- shapes --------------------------------------------------------------------------------------
