@@ -323,3 +323,112 @@ def test_corpus_results_kept_under_other_names_are_metrics(corpus_frames):
     registry = "arclabs561__decksage/experiments/backups/eval_registry_20260104_212950/registry.json"
     models = [loc for src, loc in by_place if src == registry]
     assert sorted(models) == [f"$.models.test_v{i}" for i in range(1, 6)]
+
+
+# --- how documents split into records (no Aim needed) ---------------------------------------------
+
+
+def records_of(document, tmp_path: Path, name: str = "doc.json") -> list:
+    from etl.readers.jsondoc import read_json
+
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document))
+    return list(read_json(path, name))
+
+
+def test_optuna_trials_dataframe_rows_are_trials_too(tmp_path):
+    # study.trials_dataframe().to_json(orient="records"): flattened params_*, times in epoch ms
+    rows = [
+        {
+            "number": 0,
+            "value": 0.91,
+            "datetime_start": 1738576801512,
+            "datetime_complete": 1738576934100,
+            "duration": 132588,
+            "params_lr": 0.01,
+            "params_optimizer": "adam",
+            "user_attrs_val_loss": 0.3,
+            "state": "COMPLETE",
+        }
+    ]
+    (record,) = records_of(rows, tmp_path)
+    assert record.format == "optuna" and record.locator == "$[0]"
+    assert record.data["params"] == {"lr": 0.01, "optimizer": "adam"}
+    assert record.data["results"] == {"value": 0.91}
+    assert record.data["timestamp"] == 1738576801512 and record.data["trial_duration"] == 132588
+    frames = read([tmp_path / "doc.json"], base=tmp_path)
+    run = frames.runs.iloc[0]
+    assert run.created_at.timestamp() == pytest.approx(1738576801.512)
+    assert run.ended_at.timestamp() == pytest.approx(1738576934.1)  # not start + 132588 "seconds"
+
+
+def test_a_multi_objective_optuna_trial_has_one_metric_per_objective(tmp_path):
+    trial = {"number": 4, "values": [0.9, 120.0], "params": {"lr": 0.1}, "state": "COMPLETE"}
+    (record,) = records_of({"trials": [trial]}, tmp_path)
+    assert record.data["results"] == {"value_0": 0.9, "value_1": 120.0}
+    assert record.locator == "$.trials[0]"
+
+
+def test_hyperopt_mongo_dates_are_unwrapped(tmp_path):
+    trial = {
+        "tid": 7,
+        "result": {"loss": 0.2, "status": "ok"},
+        "misc": {"vals": {"x": [1.5]}},
+        "book_time": {"$date": "2024-11-18T14:02:10.512Z"},
+        "refresh_time": {"$date": "2024-11-18T14:02:41.907Z"},
+    }
+    (record,) = records_of([trial], tmp_path)
+    assert record.format == "hyperopt"
+    assert record.data["timestamp"] == "2024-11-18T14:02:10.512Z"
+    assert record.data["params"] == {"x": 1.5} and record.data["trial_id"] == 7
+
+
+def test_lm_eval_run_is_named_by_its_model_even_without_model_name(tmp_path):
+    doc = {
+        "results": {"arc_easy": {"acc,none": 0.3, "alias": "arc_easy"}},
+        "versions": {"arc_easy": 1.0},
+        "config": {"model": "hf", "model_args": "pretrained=EleutherAI/pythia-160m,dtype=float32"},
+    }
+    (record,) = records_of(doc, tmp_path)
+    assert record.format == "lm-eval" and record.data["name"] == "EleutherAI/pythia-160m"
+    assert record.data["results"] == {"tasks": doc["results"]}
+
+
+def test_a_results_dict_without_lm_eval_companions_is_a_plain_run_document(tmp_path):
+    doc = {"results": {"deepwalk": {"p@10": 0.1}}, "test_set": "x.json"}
+    (record,) = records_of(doc, tmp_path)
+    assert record.format == "json" and record.data == doc
+
+
+def test_a_lone_model_meta_json_is_a_document_and_one_beside_a_task_is_not(tmp_path):
+    meta = {"name": "org/model", "revision": "1", "embed_dim": 8}
+    assert [r.data for r in records_of(meta, tmp_path / "alone", "model_meta.json")] == [meta]
+    task = {"task_name": "T", "mteb_version": "2.0", "scores": {"test": [{"main_score": 0.5, "hf_subset": "default"}]}}
+    (tmp_path / "beside").mkdir()
+    (tmp_path / "beside" / "model_meta.json").write_text(json.dumps(meta))
+    (record,) = records_of(task, tmp_path / "beside", "T.json")
+    assert records_of(meta, tmp_path / "beside", "model_meta.json") == []
+    assert record.format == "mteb" and record.data["config"] == meta and record.data["experiment"] == "org/model"
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"train": {"loss": 0.3}, "eval": {"loss": 0.4}},  # subsets: contexts of one run
+        {"a": {"loss": 0.3}, "b": {"loss": 0.4}, "step": 9},  # a number beside: one run's summary
+        {"models": {"a": {"layers": 2}, "b": {"layers": 3}}},  # entries without results, config or time
+    ],
+)
+def test_dicts_of_dicts_that_are_not_runs_stay_one_document(tmp_path, doc):
+    (record,) = records_of(doc, tmp_path)
+    assert record.locator == "$"
+
+
+def test_a_keyed_summary_keeps_its_describing_strings_as_the_document(tmp_path):
+    doc = {"dataset": "coauthor-v2", "deepwalk": {"p@10": 0.26}, "node2vec": {"p@10": 0.29}}
+    records = records_of(doc, tmp_path)
+    assert [(r.locator, r.data, r.parent) for r in records] == [
+        ("$.deepwalk", {"method": "deepwalk", "p@10": 0.26}, {"dataset": "coauthor-v2"}),
+        ("$.node2vec", {"method": "node2vec", "p@10": 0.29}, {"dataset": "coauthor-v2"}),
+    ]
