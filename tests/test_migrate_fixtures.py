@@ -12,6 +12,8 @@ from etl.writers.naming import run_hash_for
 from tests.conftest import FIXTURES, aim_runs, numbers, run_cli, same_number, series
 
 LOG = FIXTURES / "experiments" / "EXPERIMENT_LOG.jsonl"
+# Runs from the result files of other tools under fixtures/results/<tool>/ (tests/test_results_metrics.py).
+TOOL_RUNS = 2 + 3 + 1 + 4 + 4 + 3
 
 
 @pytest.fixture
@@ -31,8 +33,10 @@ def test_first_migration_writes_every_valid_run_and_exits_3_for_the_invalid_ones
     summary = report["summary"]
     runs = aim_runs(repo)
     assert summary["runs_written"] == len(runs) == summary["new"]
-    # 34 parsable log lines - 1 exact duplicate = 33; 12 grid entries; 4 methods; 1 run document
-    assert summary["new"] == 33 + 12 + 4 + 1
+    # 34 parsable log lines - 1 exact duplicate = 33; 12 grid entries; 4 methods; 1 run document;
+    # the tools' result files in results/<tool>/: 2 lm-eval, 3 MTEB tasks, 1 DVCLive, 4 cv_results_
+    # candidates, 4 Optuna and 3 hyperopt trials
+    assert summary["new"] == 33 + 12 + 4 + 1 + TOOL_RUNS
     assert summary["duplicate"] == 1
     assert summary["invalid"] == 3
     invalid = {(i["source"].rsplit("/", 1)[-1], i["locator"]) for i in report["invalid"]}
@@ -74,7 +78,7 @@ def test_dry_run_creates_nothing_and_plans_what_a_real_run_does(repo, tmp_path):
     assert not repo.exists()
     plan = json.loads(report.read_text())
     assert plan["dry_run"] is True
-    assert plan["summary"]["new"] == 50 and plan["summary"]["runs_written"] == 0
+    assert plan["summary"]["new"] == 50 + TOOL_RUNS and plan["summary"]["runs_written"] == 0
     assert "DRY RUN" in result.output
     # the inventory: hparam keys with their types, metric names/contexts with point counts
     assert set(plan["hparams"]["dim"]["types"]) == {"int"}
@@ -85,7 +89,7 @@ def test_dry_run_creates_nothing_and_plans_what_a_real_run_does(repo, tmp_path):
 def test_dry_run_compares_with_the_existing_ledger(migrated, repo, tmp_path):
     report = tmp_path / "plan.md"
     result = run_cli("migrate", FIXTURES, "--repo", repo, "--dry-run", "--report", report)
-    assert "0 new" in result.output and "50 unchanged" in result.output
+    assert "0 new" in result.output and f"{50 + TOOL_RUNS} unchanged" in result.output
     assert report.read_text().startswith("# aim-etl migrate: Dry run")
 
 
