@@ -18,11 +18,12 @@ wins) that `FieldRules` lets a caller change:
 
 Results are metrics, wherever a record keeps them; an hparam is a number that configures the run.
 
-- Result sections, found by name: a top-level dict (or list) whose name has a result word as one
-  of its `_`-separated words (`results`, `metrics`, `scores`, `evaluation`, `bench`/`benchmark`,
-  `performance`, `summary`, `best`, `final`: `full_results`, `model_performance`, `val_metrics`),
-  unless a word says configuration (`eval_config`, `best_params`). Every number under it is a
-  metric at step 0: the section is the record's own statement that these are outcomes. A subset
+- Result sections, found by name: a top-level dict (or list) whose last `_`-separated word is a
+  result word (`results`, `metrics`, `scores`, `evaluation`, `bench`/`benchmark`, `performance`,
+  `summary`, `best`, `final`: `full_results`, `model_performance`, `val_metrics`; or a subset
+  after one: `best_val`), unless a word says configuration (`eval_config`, `best_params`); the
+  last word is what the section is (`score_distribution` is a distribution). Every number under
+  it is a metric at step 0: the section is the record's own statement that these are outcomes. A subset
   word in the name is a context (`val_metrics` -> `{"subset": "val"}`); `best` adds
   `{"source": "best"}` so a best value and the final one stay two points.
 - Result sections, found by content: a top-level dict named by a subset (`train`, `val`, `test`,
@@ -42,10 +43,10 @@ Results are metrics, wherever a record keeps them; an hparam is a number that co
 - Lists of numbers inside a result section: `per_X` lists are one point per X (`per_class` ->
   `{"class": "0"}`), per-fold lists one point per fold (`folds`, `cv_scores`, `*_scores` ->
   `{"fold": "0"}`); a two-number interval (`*_ci`, `*_interval`) is `name_low` and `name_high`;
-  in a dict whose lists are all two numbers (a model -> metric -> [mean, std] summary) each pair is
-  `name` and `name_std`, tied by name; any other list of three or more numbers is a series (step =
-  epoch = index). Shorter lists are no series (a W&B summary's `[0.1, 0.01]`): they stay a list
-  in the meta.
+  in a dict with two or more lists, all of two numbers (a model -> metric -> [mean, std] summary),
+  each pair is `name` and `name_std`, tied by name; any other list of three or more numbers is a
+  series (step = epoch = index). Shorter lists are no series (a W&B summary's `[0.1, 0.01]`): they
+  stay a list in the meta.
 - Lists of dicts inside a result section: long-format rows (`{"metric": "p10", "value": 0.2}` ->
   `p10`), per-epoch rows (with a `step`/`epoch` field -> points at those steps), or entries told
   apart by a string field (`hf_subset`, `split`, `name`, ...: MTEB's per-subset scores) or else by
@@ -65,10 +66,11 @@ Results are metrics, wherever a record keeps them; an hparam is a number that co
   top-level list of numbers whose name reads as a result is a series, with the list rules above.
 - Strings `"nan"`, `"inf"`, `"-Infinity"` ... count as those floats where a number is expected (in
   a result section, a history, a field whose name reads as a result); other strings (`"n/a"`) stay
-  strings, in the meta.
+  strings.
 
-Flat records (no hparams section and no result section by name) put everything else at the top
-level into hparams; in other records the rest is kept under `meta`. Whatever the layout, every
+Flat records (no hparams section, and no result section by name holding more than a list of
+numbers) put everything else at the top level into hparams; in other records the rest is kept
+under `meta`, as is what a result section holds besides numbers. Whatever the layout, every
 number of a record ends up in Aim, as a metric or a param.
 """
 
@@ -229,7 +231,7 @@ METRIC_PATTERNS = (
     r"(^|[_./@-])acc($|[_./@-]|\d)|accuracy",
     r"(^|[_./@-])(f1|wer|cer|bleu|rouge\w*|auc|auroc|ap|map\d*|mae|mse|rmse|mape|r2|iou|dice|ndcg|mrr|hits)($|[_./@-]|\d)",
     r"precision|recall|perplexity|ppl|error",
-    r"(^|[_./-])(top\d+|p\d+|p@\d+|p_at_\d+|p_at_k|score)($|[_./@-])",
+    r"(^|[_./-])(top\d+|p\d+|p@\d+|p_at_\d+|p_at_k|scores?)($|[_./@-])",
     r"(^|[_./-])(best|final|ci\d*|passed|failed|correct)($|[_./-])",
 )
 # Last words of a name that say it configures the run, even when another word reads as a result.
@@ -417,7 +419,9 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
         and (named := _result_section(key)) is not None
     }
     sections = {key: (context, entity or "method") for key, (context, entity) in sections.items()}
-    structured = hp_key in used or bool(sections)
+    # A section of records or numbers by name makes a record structured; a list of numbers so
+    # named (`scores: [..]` beside a flat config) is one field of a flat record.
+    structured = hp_key in used or any(_numbers(data[key]) is None for key in sections)
     for key, value in data.items():
         if key in used:
             continue

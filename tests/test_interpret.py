@@ -823,3 +823,10 @@ def test_fixture_log_through_the_normalizer():
     # `best` reads as a result (a metric, Infinity kept); `worst` does not: a param, -Infinity as a float
     assert metrics[("good.jsonl#exp_2", "best", "{}")] == math.inf
     assert runs.loc["line 4", "hparams"] == {"worst": -math.inf}
+
+
+def test_a_top_level_list_of_scores_is_per_fold():
+    # cross_val_score's output kept beside the config of a flat record
+    item = interpret(record({"C": 1.0, "scores": [0.8, 0.82, 0.79], "hidden_dims": [64, 32]}), RULES)
+    assert points(item) == {("scores", f'{{"fold":"{i}"}}', 0): (None, v) for i, v in enumerate([0.8, 0.82, 0.79])}
+    assert item.hparams == {"C": 1.0, "hidden_dims": [64, 32]}
