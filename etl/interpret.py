@@ -415,7 +415,7 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
         for key, value in data.items()
         if key not in used
         and key.lower() not in descriptive
-        and (isinstance(value, dict) or (isinstance(value, list) and value))
+        and (isinstance(value, dict) or _numbers(value) is not None or _records(value))
         and (named := _result_section(key)) is not None
     }
     sections = {key: (context, entity or "method") for key, (context, entity) in sections.items()}
@@ -670,12 +670,13 @@ class _Points:
         return None
 
     def _add_rows(self, key: str, rows: list[dict[str, Any]], context: Context, prefix: str) -> Any:
-        named = [(_row_field(r, _ROW_NAME_FIELDS, str), _row_field(r, _ROW_VALUE_FIELDS, None)) for r in rows]
-        if all(name and value is not None for name, value in named) and all(
-            sum(_number(v) is not None for v in r.values()) == 1 for r in rows
-        ):
-            for name, value in named:
-                self.add_scalar(name, value, context, prefix)
+        named = [_metric_row(row) for row in rows]
+        if all(named):
+            # Long format: the row's other strings (`"split": "test"`) say where the value belongs.
+            for row, (name_key, value_key) in zip(rows, named, strict=True):
+                extra = {k: v for k, v in row.items() if k not in (name_key, value_key) and isinstance(v, str)}
+                where = {**extra, **context} if self.contexts else context
+                self.add_scalar(row[name_key], _number(row[value_key]), where, prefix)
             return None
         if all(any(k.lower() in (*_STEP_FIELDS, "epoch") for k in row) for row in rows):
             return self._add_history_rows(rows, context)
@@ -688,7 +689,8 @@ class _Points:
         for index, row in enumerate(rows):
             label = row[id_field] if id_field else str(index)
             body = {k: v for k, v in row.items() if k != id_field}
-            inner = self.add_results(body, {**context, (id_field or entry): label} if self.contexts else context)
+            where = {**context, (id_field or entry): label} if self.contexts else context
+            inner = self.add_results(body, where, None, prefix)
             left = left or bool(inner)
             kept.append({id_field: label, **inner} if id_field else inner)
         return kept if left else None
@@ -808,17 +810,16 @@ def _pair_table(values: dict[str, Any]) -> bool:
     return len(lists) >= 2 and all(len(v) == 2 and None not in (_numbers(v) or [None]) for v in lists)
 
 
-def _row_field(row: dict[str, Any], names: tuple[str, ...], kind: type | None) -> Any:
+def _metric_row(row: dict[str, Any]) -> tuple[str, str] | None:
+    """(name key, value key) of a long-format row: a name string and its one number."""
     lowered = {k.lower(): k for k in row}
-    for name in names:
-        key = lowered.get(name)
-        if key is None:
-            continue
-        value = row[key]
-        if kind is str:
-            return value if isinstance(value, str) and value else None
-        return _number(value)
-    return None
+    name_key = next((lowered[n] for n in _ROW_NAME_FIELDS if n in lowered), None)
+    value_key = next((lowered[n] for n in _ROW_VALUE_FIELDS if n in lowered), None)
+    if name_key is None or value_key is None or not isinstance(row[name_key], str) or not row[name_key]:
+        return None
+    if _number(row[value_key]) is None or sum(_number(v) is not None for v in row.values()) != 1:
+        return None
+    return name_key, value_key
 
 
 def _number(value: Any) -> float | int | None:
@@ -830,6 +831,10 @@ def _number(value: Any) -> float | int | None:
     if isinstance(value, str):
         return _NAN_WORDS.get(value.strip().lower())
     return None
+
+
+def _records(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
 def _numbers(value: Any) -> list[float | int | None] | None:

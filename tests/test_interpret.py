@@ -830,3 +830,16 @@ def test_a_top_level_list_of_scores_is_per_fold():
     item = interpret(record({"C": 1.0, "scores": [0.8, 0.82, 0.79], "hidden_dims": [64, 32]}), RULES)
     assert points(item) == {("scores", f'{{"fold":"{i}"}}', 0): (None, v) for i, v in enumerate([0.8, 0.82, 0.79])}
     assert item.hparams == {"C": 1.0, "hidden_dims": [64, 32]}
+
+
+def test_a_list_of_metric_names_is_configuration_not_a_result_section():
+    item = interpret(record({"lr": 0.1, "metrics": ["accuracy", "f1"], "val_acc": 0.8}), RULES)
+    assert item.hparams == {"lr": 0.1, "metrics": ["accuracy", "f1"]}
+    assert points(item) == {("acc", VAL, 0): (None, 0.8)}
+
+
+def test_long_format_rows_keep_their_other_strings_as_context():
+    rows = [{"metric": "f1", "split": "test", "value": 0.7}, {"metric": "f1", "split": "dev", "value": "nan"}]
+    item = interpret(record({"config": {}, "results": rows}), RULES)
+    got = {(n, c): v for n, c, _, _, v, _ in item.points}
+    assert got[("f1", '{"split":"test"}')] == 0.7 and math.isnan(got[("f1", '{"split":"dev"}')])
