@@ -10,21 +10,68 @@ wins) that `FieldRules` lets a caller change:
 - name: `run_name`, `name`, `label`, `title`, else the id;
 - time: `timestamp`, `created_at`, `date`, `started_utc`, ...; end: `end_time`, `stop_time`, ...,
   or start + a duration field (`duration_s`, `wall_time_s`, ...);
-- hparams: the `config` / `hparams` / `params` / `args` section;
-- results: `results` / `metrics` / `final` / ... : numbers become metrics at step 0; a dict under
-  a subset name (`{"val": {"p10": 0.2}}`) becomes that subset's context; a dict of numbers under any
-  other key (`{"deepwalk": {"p@10": 0.1}}`) a `method` context; anything else (strings, lists,
-  deeper dicts) is kept as a run param under `meta.results`;
+- hparams: the `config` / `hparams` / `params` / `args` section: declared configuration, never
+  searched for results;
 - history: `history` / `per_epoch` / ... : lists become series (step = epoch = index), or a list of
   per-epoch dicts becomes points with their own `step`/`epoch`/`timestamp`;
 - tags: `tags`, `tag`, `labels`, `keywords`.
 
-Flat records (no hparams section) put everything at the top level: numbers whose names read as
-results (`METRIC_PATTERNS`: a `train_`/`val_`/`test_`/`eval_` prefix, or `loss`, `acc`, `f1`,
-`wer`, ... in the name) become metrics, the rest hparams. In records with an hparams section, the
-other top-level fields are kept under `meta`. A `train_`/`val_`/`test_`/`eval_` prefix becomes an
-Aim context (`val_loss` -> `loss` with `{"subset": "val"}`) unless contexts are switched off.
-Whatever the layout, every number of a record ends up in Aim, as a metric or a param.
+Results are metrics, wherever a record keeps them; an hparam is a number that configures the run.
+
+- Result sections, found by name: a top-level dict (or list) whose last `_`-separated word is a
+  result word (`results`, `metrics`, `scores`, `evaluation`, `bench`/`benchmark`, `performance`,
+  `summary`, `best`, `final`: `full_results`, `model_performance`, `val_metrics`; or a subset
+  after one: `best_val`), unless a word says configuration (`eval_config`, `best_params`); the
+  last word is what the section is (`score_distribution` is a distribution). Every number under
+  it is a metric at step 0: the section is the record's own statement that these are outcomes. A subset
+  word in the name is a context (`val_metrics` -> `{"subset": "val"}`); `best` adds
+  `{"source": "best"}` so a best value and the final one stay two points.
+- Result sections, found by content: a top-level dict named by a subset (`train`, `val`, `test`,
+  `eval`: DVCLive's `metrics.json`) or by a collection of entities (`games`, `models`, `tasks`)
+  holds results when one of its numbers reads as a result (see names below); then it is read like
+  a section found by name. Without that evidence it stays what it was (`train: {batch_size: 32}`
+  is configuration).
+- Inside a result section, the path of dict keys above a number is kept, as contexts or in the
+  name, never dropped: a subset key is `{"subset": ..}`; the entries of a collection are contexts
+  named by its entity (`games` -> `{"game": "magic"}`, `model_performance` -> `{"model": ..}`,
+  `bench` -> `{"benchmark": ..}`; `results` and other sections named by a result word ->
+  `{"method": ..}`, unless the key itself reads as a metric: `f1: {macro: ..}` is `f1.macro`);
+  below that, and in subset dicts found by content, keys join the name with `.`
+  (`full_conf.mean`). A section inside a section (`results: {metrics: {..}}`) adds nothing. A
+  breakdown by item (`per_query`) with more than 50 entries stays whole in the meta: each item
+  would be its own Aim series, and the aggregate beside it already carries the result.
+- Lists of numbers inside a result section: `per_X` lists are one point per X (`per_class` ->
+  `{"class": "0"}`), per-fold lists one point per fold (`folds`, `cv_scores`, `*_scores` ->
+  `{"fold": "0"}`); a two-number interval (`*_ci`, `*_interval`) is `name_low` and `name_high`;
+  in a dict with two or more lists, all of two numbers (a model -> metric -> [mean, std] summary),
+  each pair is `name` and `name_std`, tied by name; any other list of three or more numbers is a
+  series (step = epoch = index). Shorter lists are no series (a W&B summary's `[0.1, 0.01]`): they
+  stay a list in the meta.
+- Lists of dicts inside a result section: long-format rows (`{"metric": "p10", "value": 0.2}` ->
+  `p10`), per-epoch rows (with a `step`/`epoch` field -> points at those steps), or entries told
+  apart by a string field (`hf_subset`, `split`, `name`, ...: MTEB's per-subset scores) or else by
+  position (`scores_per_experiment` -> `{"experiment": "0"}`).
+- Metric names: `name,filter` (lm-evaluation-harness: `acc,none`, `exact_match,strict-match`) is
+  metric `name` with `{"filter": ..}` (none when the filter is `none`), so `acc_stderr,none` is
+  `acc_stderr` beside `acc` in the same context; `split3_test_score` (scikit-learn's per-fold
+  columns) is `test_score` with `{"fold": "3"}`; a `train_`/`val_`/`test_`/`eval_` prefix is an
+  Aim context (`val_loss` -> `loss` with `{"subset": "val"}`) unless contexts are switched off.
+- Numbers whose names read as results, anywhere outside the hparams section, are metrics: at top
+  level in any record, and inside the other dicts of a flat record (no hparams section), named by
+  their path (`weighted.p@10`); the rest of such a dict stays where it was. Names read as results
+  by `METRIC_PATTERNS`: `loss`, `acc`/`accuracy` as a word (not `jaccard`), `f1`, `mrr`, ...; a
+  subset word anywhere (`casf_val_best`); `best`/`final`/`ci`/`passed` as a word. A name ending in
+  a configuration word (`test_size`, `eval_steps`, `grad_accumulation_steps`, `loss_weight`) or
+  starting with `num_`/`n_` reads as configuration, as does a dict so named (`best_weights`). A
+  top-level list of numbers whose name reads as a result is a series, with the list rules above.
+- Strings `"nan"`, `"inf"`, `"-Infinity"` ... count as those floats where a number is expected (in
+  a result section, a history, a field whose name reads as a result); other strings (`"n/a"`) stay
+  strings.
+
+Flat records (no hparams section, and no result section by name holding more than a list of
+numbers) put everything else at the top level into hparams; in other records the rest is kept
+under `meta`, as is what a result section holds besides numbers. Whatever the layout, every
+number of a record ends up in Aim, as a metric or a param.
 """
 
 from __future__ import annotations
@@ -32,6 +79,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,8 +88,6 @@ import orjson
 from etl.readers.record import Record
 from etl.timestamps import parse_timestamp
 
-# Used for the run name only when a record has neither a name nor an id (an evaluation summary's entries).
-NAME_FALLBACKS = ("method", "model")
 ID_FIELDS = ("experiment_id", "run_id", "id", "trial_id", "uuid")
 EXPERIMENT_FIELDS = ("experiment_name", "experiment", "project", "study", "search", "sweep")
 NAME_FIELDS = ("run_name", "name", "label", "title")
@@ -71,7 +117,6 @@ DURATION_FIELDS = (
     "time_total_s",
 )
 HPARAM_SECTIONS = ("config", "hparams", "params", "hyperparameters", "args", "configuration")
-RESULT_SECTIONS = ("results", "metrics", "final", "final_metrics", "scores", "eval_results", "test_results")
 HISTORY_SECTIONS = ("history", "per_epoch", "epochs", "curves", "training_history")
 TAG_FIELDS = ("tags", "tag", "labels", "keywords")
 # Top-level strings of a flat record that describe the run rather than configure it.
@@ -94,16 +139,162 @@ META_FIELDS = (
     "event_type",
 )
 SUBSETS = ("train", "training", "val", "valid", "validation", "test", "eval", "dev")
+# A word of a section's name that says it holds outcomes. `test`/`eval` alone are subsets: their
+# dicts need evidence (a number named like a result), as `train`/`val` do.
+RESULT_WORDS = frozenset(
+    {
+        "results",
+        "result",
+        "metrics",
+        "metric",
+        "scores",
+        "score",
+        "evaluation",
+        "evaluations",
+        "bench",
+        "benchmark",
+        "benchmarks",
+        "performance",
+        "summary",
+        "best",
+        "final",
+    }
+)
+# A word that makes a section configuration even beside a result word (`eval_config`, `best_params`).
+CONFIG_WORDS = frozenset(
+    {
+        "config",
+        "configs",
+        "configuration",
+        "cfg",
+        "params",
+        "parameters",
+        "hparams",
+        "hyperparameters",
+        "args",
+        "arguments",
+        "kwargs",
+        "settings",
+        "options",
+        "setup",
+    }
+)
+# Words naming what the entries of a result section are, singular -> the context key they give.
+# Plural forms (`games`) mark a collection, whose keys are the entries.
+ENTITIES = {
+    "method": "method",
+    "methods": "method",
+    "model": "model",
+    "models": "model",
+    "task": "task",
+    "tasks": "task",
+    "game": "game",
+    "games": "game",
+    "dataset": "dataset",
+    "datasets": "dataset",
+    "bench": "benchmark",
+    "benchmark": "benchmark",
+    "benchmarks": "benchmark",
+    "group": "group",
+    "groups": "group",
+    "language": "language",
+    "languages": "language",
+    "baselines": "method",
+    "variants": "variant",
+    "classes": "class",
+    "categories": "category",
+    "folds": "fold",
+    "seeds": "seed",
+}
+_COLLECTIONS = frozenset(
+    {
+        "methods",
+        "models",
+        "tasks",
+        "games",
+        "datasets",
+        "benchmarks",
+        "groups",
+        "languages",
+        "baselines",
+        "variants",
+        "classes",
+        "categories",
+        "folds",
+        "seeds",
+    }
+)
 METRIC_PATTERNS = (
     r"^(train|training|val|valid|validation|test|eval|dev)[_./]",
+    r"(^|[_./-])(val|valid|validation|test|eval|dev)($|[_./-])",
     r"loss",
-    r"acc",
+    r"(^|[_./@-])acc($|[_./@-]|\d)|accuracy",
     r"(^|[_./@-])(f1|wer|cer|bleu|rouge\w*|auc|auroc|ap|map\d*|mae|mse|rmse|mape|r2|iou|dice|ndcg|mrr|hits)($|[_./@-]|\d)",
     r"precision|recall|perplexity|ppl|error",
-    r"(^|[_./-])(top\d+|p\d+|p@\d+|p_at_\d+|p_at_k|score)($|[_./@-])",
+    r"(^|[_./-])(top\d+|p\d+|p@\d+|p_at_\d+|p_at_k|scores?)($|[_./@-])",
+    r"(^|[_./-])(best|final|ci\d*|passed|failed|correct)($|[_./-])",
 )
+# Last words of a name that say it configures the run, even when another word reads as a result.
+CONFIG_TAILS = frozenset(
+    {
+        "size",
+        "sizes",
+        "steps",
+        "epochs",
+        "interval",
+        "every",
+        "freq",
+        "frequency",
+        "split",
+        "ratio",
+        "fraction",
+        "frac",
+        "seed",
+        "seeds",
+        "workers",
+        "weight",
+        "weights",
+        "decay",
+        "lr",
+        "dim",
+        "dims",
+        "depth",
+        "layers",
+        "heads",
+        "patience",
+        "warmup",
+        "momentum",
+        "dropout",
+        "threshold",
+    }
+)
+_COUNT_HEADS = frozenset({"num", "n"})
 _STEP_FIELDS = ("step", "global_step", "iteration", "training_iteration", "iter")
 _POINT_TIME_FIELDS = ("timestamp", "time", "wall_time", "wallclock")
+# Long-format rows: `{"metric": "p10", "value": 0.2}`.
+_ROW_NAME_FIELDS = ("metric", "metric_name", "name", "key")
+_ROW_VALUE_FIELDS = ("value", "score", "result")
+# String fields that tell the entries of a list of results apart (MTEB writes one entry per `hf_subset`).
+_ENTRY_ID_FIELDS = ("hf_subset", "subset", "split", "task", "task_name", "dataset", "language", "lang", "name")
+_FOLD_LIST = re.compile(r"(^|[_./-])(folds?|cv|cv_scores?|split_scores|fold_scores)($|[_./-])|(^|_)scores$")
+_INTERVAL = re.compile(r"(^|[_./-])(ci\d*|interval|bounds|conf_int)$")
+_FOLD_COLUMN = re.compile(r"^split(\d+)_(.+)$")
+_WORDS = re.compile(r"[_\-./@ ]+")
+# Outside a history section, a shorter list of numbers is not taken for a per-epoch series.
+MIN_SERIES = 3
+# Breakdowns by item bigger than this stay whole in the meta (one Aim series per item is noise).
+MAX_BREAKDOWN = 50
+_NAN_WORDS = {
+    "nan": math.nan,
+    "-nan": math.nan,
+    "+nan": math.nan,
+    "inf": math.inf,
+    "+inf": math.inf,
+    "-inf": -math.inf,
+    "infinity": math.inf,
+    "+infinity": math.inf,
+    "-infinity": -math.inf,
+}
 
 NO_CONTEXT = "{}"
 
@@ -168,7 +359,9 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
     )
 
     def is_metric_name(name: str) -> bool:
-        return bool(metric_re.search(name)) and not (param_re and param_re.search(name))
+        if param_re and param_re.search(name):
+            return False
+        return bool(metric_re.search(name)) and not _reads_as_config(name)
 
     id_key, record_id = take(rules.id_fields)
     if isinstance(record_id, dict | list):
@@ -179,18 +372,9 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
     if isinstance(hp_value, dict):
         hparams = dict(hp_value)
         used.add(hp_key)
-    structured = hp_key in used
 
-    builder = _Points(rules.contexts, rules.timezone)
+    builder = _Points(rules.contexts, rules.timezone, is_metric_name)
     meta: dict[str, Any] = {}
-
-    res_key, res_value = take(RESULT_SECTIONS)
-    if isinstance(res_value, dict):
-        used.add(res_key)
-        leftovers = builder.add_results(res_value)
-        if leftovers:
-            meta[res_key] = leftovers
-        structured = True
 
     hist_key, hist_value = take(HISTORY_SECTIONS)
     if isinstance(hist_value, dict | list):
@@ -226,16 +410,52 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
             *DURATION_FIELDS,
         )
     }
+    sections = {
+        key: named
+        for key, value in data.items()
+        if key not in used
+        and key.lower() not in descriptive
+        and (isinstance(value, dict) or _numbers(value) is not None or _records(value))
+        and (named := _result_section(key)) is not None
+    }
+    sections = {key: (context, entity or "method") for key, (context, entity) in sections.items()}
+    # A section of records or numbers by name makes a record structured; a list of numbers so
+    # named (`scores: [..]` beside a flat config) is one field of a flat record.
+    structured = hp_key in used or any(_numbers(data[key]) is None for key in sections)
     for key, value in data.items():
         if key in used:
             continue
         lowered = key.lower()
-        if _is_number(value) and lowered not in descriptive and is_metric_name(key):
-            builder.add_scalar(key, value)
-        elif structured or lowered in descriptive:
+        home = meta if structured or lowered in descriptive else hparams
+        if key in sections:
+            context, entity = sections[key]
+            left = builder.add_section(key, value, context, entity)
+            if left is not None:
+                meta[key] = left
+            continue
+        if lowered in descriptive:
             meta[key] = value
-        else:
-            hparams[key] = value
+            continue
+        number = _number(value)
+        if number is not None and is_metric_name(key):
+            builder.add_scalar(key, number)
+            continue
+        if isinstance(value, dict) and value:
+            found = _found_section(key) if rules.contexts and builder.reads_as_results(value) else None
+            if found is not None:
+                left = builder.add_results(value, *found)
+            elif not structured and not _reads_as_config(key):
+                # A flat record's other dicts: their numbers named like results are metrics, named by path.
+                left = builder.add_results(value, {}, None, f"{key}.", only_named=True)
+            else:
+                left = value
+            if left:
+                home[key] = left
+            continue
+        if isinstance(value, list) and _numbers(value) is not None and is_metric_name(key):
+            builder.add_list(key, value, {}, "", _pair_table(data))
+            continue
+        home[key] = value
 
     points = builder.finish()
     if not points and not _has_number(data) and not (hp_key in used and hparams):
@@ -279,29 +499,55 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
     )
 
 
-class _Points:
-    """Collects metric points, turning subset prefixes and subset dicts into contexts."""
+Context = dict[str, str]
 
-    def __init__(self, contexts: bool, timezone: str = "UTC") -> None:
+
+class _Points:
+    """Collects metric points, turning subset prefixes, subset dicts and result paths into contexts."""
+
+    def __init__(self, contexts: bool, timezone: str = "UTC", is_metric: Callable[[str], bool] = bool) -> None:
         self.contexts = contexts
         self.timezone = timezone
+        self.is_metric = is_metric
         self.points: list[tuple[str, str, int, int | None, float, float]] = []
-        self.scalars: list[tuple[str, dict[str, str], Any]] = []
+        self.scalars: list[tuple[str, Context, Any]] = []
 
-    def split(self, name: str, context: dict[str, str]) -> tuple[str, dict[str, str]]:
-        if self.contexts and "subset" not in context:
-            head, sep, rest = _split_prefix(name)
-            if sep and rest:
+    def split(self, name: str, context: Context) -> tuple[str, Context]:
+        """A name's own context: lm-eval's `,filter`, scikit-learn's `splitN_`, a subset prefix."""
+        if not self.contexts:
+            return name, context
+        head, comma, tail = name.partition(",")
+        if comma and head and tail and "filter" not in context:
+            name = head
+            if tail.lower() != "none":
+                context = {**context, "filter": tail}
+        fold = _FOLD_COLUMN.match(name)
+        if fold and "fold" not in context:
+            name, context = fold.group(2), {**context, "fold": fold.group(1)}
+        head, sep, rest = _split_prefix(name)
+        if sep and rest:
+            if "subset" not in context:
                 return rest, {**context, "subset": head}
+            if context["subset"].lower() == head.lower():  # `eval_loss` inside `eval_results`
+                return rest, context
         return name, context
 
-    def add(self, name: str, context: dict[str, str], step: int, epoch: int | None, value: Any, time: float) -> None:
+    def add(
+        self,
+        name: str,
+        context: Context,
+        step: int,
+        epoch: int | None,
+        value: Any,
+        time: float,
+        prefix: str = "",
+    ) -> None:
         name, context = self.split(name, context)
-        self.points.append((name, _context_json(context), step, epoch, float(value), time))
+        self.points.append((prefix + name, _context_json(context), step, epoch, float(value), time))
 
-    def add_scalar(self, name: str, value: Any, context: dict[str, str] | None = None) -> None:
+    def add_scalar(self, name: str, value: Any, context: Context | None = None, prefix: str = "") -> None:
         name, context = self.split(name, context or {})
-        self.scalars.append((name, context, value))
+        self.scalars.append((prefix + name, context, value))
 
     def finish(self) -> list[tuple[str, str, int, int | None, float, float]]:
         """Scalars at step 0, after the series: a final `val.p10` and a per-epoch `val_p10` history
@@ -319,44 +565,147 @@ class _Points:
         self.scalars = []
         return self.points
 
-    def add_results(self, results: dict[str, Any], context: dict[str, str] | None = None) -> dict[str, Any]:
+    def reads_as_results(self, value: Any) -> bool:
+        """Evidence that a dict holds outcomes: somewhere in it, a number named like a result."""
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if isinstance(inner, dict | list) and self.reads_as_results(inner):
+                    return True
+                if (_number(inner) is not None or _numbers(inner) is not None) and self.is_metric(key):
+                    return True
+        elif isinstance(value, list):
+            return any(isinstance(v, dict) and self.reads_as_results(v) for v in value)
+        return False
+
+    def add_section(self, key: str, value: Any, context: Context, entity: str | None) -> Any:
+        """A result section (dict or list); returns what is not a number (kept in the meta), or None."""
+        if not self.contexts:
+            context, entity = {}, None
+        if isinstance(value, dict):
+            return self.add_results(value, context, entity) or None
+        return self.add_list(key, value, context, "", False)
+
+    def add_results(
+        self,
+        results: dict[str, Any],
+        context: Context | None = None,
+        entity: str | None = None,
+        prefix: str = "",
+        only_named: bool = False,
+    ) -> dict[str, Any]:
+        """Every number of `results` as a metric (with `only_named`, only those named like results),
+        keeping the path of keys above it; returns the rest, in the same shape."""
         context = context or {}
         leftovers: dict[str, Any] = {}
+        pairs = _pair_table(results)
         for key, value in results.items():
-            if _is_number(value):
-                self.add_scalar(key, value, context)
-            elif (
-                isinstance(value, dict)
-                and value
-                and self.contexts
-                and key.lower() in SUBSETS
-                and "subset" not in context
-            ):
-                inner = self.add_results(value, {**context, "subset": key})
-                if inner:
+            if isinstance(value, dict):
+                inner = self._add_child(key, value, context, entity, prefix, only_named) if value else value
+                if inner or not value:
                     leftovers[key] = inner
-            elif (
-                isinstance(value, dict)
-                and value
-                and self.contexts
-                and "method" not in context
-                and all(_is_number(v) for v in value.values())
-            ):
-                self.add_results(value, {**context, "method": key})
+            elif isinstance(value, list):
+                inner_context = context
+                if self.contexts and key.lower() in SUBSETS and "subset" not in context:
+                    inner_context = {**context, "subset": key}  # MTEB: `scores: {test: [per-subset entries]}`
+                inner = self.add_list(key, value, inner_context, prefix, pairs, only_named)
+                if inner is not None:
+                    leftovers[key] = inner
             else:
-                leftovers[key] = value
+                number = _number(value)
+                if number is not None and (not only_named or self.is_metric(key)):
+                    self.add_scalar(key, number, context, prefix)
+                else:
+                    leftovers[key] = value
         return leftovers
 
-    def add_history(self, history: dict[str, Any] | list[Any], context: dict[str, str] | None = None) -> Any:
+    def _add_child(
+        self, key: str, value: dict[str, Any], context: Context, entity: str | None, prefix: str, only_named: bool
+    ) -> dict[str, Any]:
+        lowered = key.lower()
+        if self.contexts and lowered in SUBSETS and "subset" not in context:
+            return self.add_results(value, {**context, "subset": key}, entity, prefix, only_named)
+        if lowered.startswith("per_") and len(value) > MAX_BREAKDOWN:
+            return value
+        named = _result_section(key)
+        if named is not None:  # `results: {metrics: {..}}`: a section inside a section adds no name
+            inner, named_entity = named if self.contexts else ({}, None)
+            inner = {k: v for k, v in inner.items() if k not in context}
+            return self.add_results(value, {**context, **inner}, named_entity or entity, prefix, only_named)
+        collection = _collection_entity(key)
+        if self.contexts and collection and collection not in context:
+            return self.add_results(value, context, collection, prefix, only_named)
+        if self.contexts and entity and entity not in context and not self.is_metric(key):
+            return self.add_results(value, {**context, entity: key}, None, prefix, only_named)
+        return self.add_results(value, context, None, f"{prefix}{key}.", only_named)
+
+    def add_list(
+        self, key: str, values: list[Any], context: Context, prefix: str, pairs: bool, only_named: bool = False
+    ) -> Any:
+        """A list inside results (see the module docstring); returns it when nothing was taken."""
+        if values and all(isinstance(v, dict) for v in values):
+            return values if only_named else self._add_rows(key, values, context, prefix)
+        numbers = _numbers(values)
+        if numbers is None or (only_named and not self.is_metric(key)):
+            return values
+        per = _per_entity(key)
+        if per or (self.contexts and _FOLD_LIST.search(key.lower())):
+            for index, number in enumerate(numbers):
+                if number is not None:
+                    self.add_scalar(key, number, {**context, per or "fold": str(index)}, prefix)
+            return None
+        if len(numbers) == 2 and None not in numbers:
+            if _INTERVAL.search(key.lower()):
+                self.add_scalar(f"{key}_low", numbers[0], context, prefix)
+                self.add_scalar(f"{key}_high", numbers[1], context, prefix)
+                return None
+            if pairs:
+                self.add_scalar(key, numbers[0], context, prefix)
+                self.add_scalar(f"{key}_std", numbers[1], context, prefix)
+                return None
+        if len(numbers) < MIN_SERIES:
+            return values
+        for index, number in enumerate(numbers):
+            if number is not None:  # a gap (an epoch without that metric), not a point
+                self.add(key, context, index, index, number, math.nan, prefix)
+        return None
+
+    def _add_rows(self, key: str, rows: list[dict[str, Any]], context: Context, prefix: str) -> Any:
+        named = [_metric_row(row) for row in rows]
+        if all(named):
+            # Long format: the row's other strings (`"split": "test"`) say where the value belongs.
+            for row, (name_key, value_key) in zip(rows, named, strict=True):
+                extra = {k: v for k, v in row.items() if k not in (name_key, value_key) and isinstance(v, str)}
+                where = {**extra, **context} if self.contexts else context
+                self.add_scalar(row[name_key], _number(row[value_key]), where, prefix)
+            return None
+        if all(any(k.lower() in (*_STEP_FIELDS, "epoch") for k in row) for row in rows):
+            return self._add_history_rows(rows, context)
+        id_field = next(
+            (f for f in _ENTRY_ID_FIELDS if all(isinstance(r.get(f), str) and r.get(f) for r in rows)), None
+        )
+        entry = _entry_key(key)
+        kept: list[Any] = []
+        left = False
+        for index, row in enumerate(rows):
+            label = row[id_field] if id_field else str(index)
+            body = {k: v for k, v in row.items() if k != id_field}
+            where = {**context, (id_field or entry): label} if self.contexts else context
+            inner = self.add_results(body, where, None, prefix)
+            left = left or bool(inner)
+            kept.append({id_field: label, **inner} if id_field else inner)
+        return kept if left else None
+
+    def add_history(self, history: dict[str, Any] | list[Any], context: Context | None = None) -> Any:
         context = context or {}
         if isinstance(history, list):
             return self._add_history_rows(history, context)
         leftovers: dict[str, Any] = {}
         for key, value in history.items():
-            if isinstance(value, list) and value and all(v is None or _is_number(v) for v in value):
-                for index, v in enumerate(value):
-                    if v is not None:  # a gap (an epoch without that metric), not a point
-                        self.add(key, context, index, index, v, math.nan)
+            numbers = _numbers(value)
+            if numbers is not None:
+                for index, number in enumerate(numbers):
+                    if number is not None:  # a gap (an epoch without that metric), not a point
+                        self.add(key, context, index, index, number, math.nan)
             elif isinstance(value, dict) and self.contexts and key.lower() in SUBSETS and "subset" not in context:
                 inner = self.add_history(value, {**context, "subset": key})
                 if inner:
@@ -365,7 +714,7 @@ class _Points:
                 leftovers[key] = value
         return leftovers or None
 
-    def _add_history_rows(self, rows: list[Any], context: dict[str, str]) -> Any:
+    def _add_history_rows(self, rows: list[Any], context: Context) -> Any:
         if not rows or not all(isinstance(r, dict) for r in rows):
             return rows
         for index, row in enumerate(rows):
@@ -383,12 +732,125 @@ class _Points:
                         break
             skip = {lowered.get(n) for n in (*_STEP_FIELDS, *_POINT_TIME_FIELDS)}
             for key, value in row.items():
-                if key in skip or not _is_number(value):
+                number = _number(value)
+                if key in skip or number is None:
                     continue
                 if key.lower() == "epoch" and not isinstance(value, float):
                     continue
-                self.add(key, context, step, epoch, value, time)
+                self.add(key, context, step, epoch, number, time)
         return None
+
+
+def _words(name: str) -> list[str]:
+    return [w for w in _WORDS.split(name.lower()) if w]
+
+
+def _reads_as_config(name: str) -> bool:
+    words = _words(name)
+    return bool(words) and (words[-1] in CONFIG_TAILS or (len(words) > 1 and words[0] in _COUNT_HEADS))
+
+
+def _result_section(key: str) -> tuple[Context, str | None] | None:
+    """(context, entity of its entries or None) when a key names a result section, else None.
+
+    The last word decides (`model_performance`, `eval_results`, `best_val`); a configuration word
+    anywhere vetoes (`eval_config`, `best_params`)."""
+    words = _words(key)
+    if not words or CONFIG_WORDS.intersection(words) or not RESULT_WORDS.intersection(words):
+        return None
+    if words[-1] not in RESULT_WORDS and words[-1] not in SUBSETS:
+        return None  # the last word is what the section is: `score_distribution` is a distribution
+    context: Context = {}
+    subset = next((w for w in words if w in SUBSETS), None)
+    if subset is not None:
+        context["subset"] = subset
+    if "best" in words:
+        context["source"] = "best"
+    entity = next((ENTITIES[w] for w in words if w in ENTITIES), None)
+    return context, entity
+
+
+def _found_section(key: str) -> tuple[Context, str | None] | None:
+    """A top-level dict that is a result section by content: named by a subset or a collection."""
+    words = _words(key)
+    if not words or CONFIG_WORDS.intersection(words):
+        return None
+    if len(words) == 1 and words[0] in SUBSETS:
+        return {"subset": key}, None
+    collection = _collection_entity(key)
+    if collection is not None:
+        return {}, collection
+    return None
+
+
+def _collection_entity(key: str) -> str | None:
+    """`games` -> `game`: the context key of a collection's entries; `per_class` -> `class`."""
+    per = _per_entity(key)
+    if per:
+        return per
+    words = _words(key)
+    return ENTITIES[words[-1]] if words and words[-1] in _COLLECTIONS else None
+
+
+def _per_entity(key: str) -> str | None:
+    words = _words(key)
+    if "per" in words[:-1]:
+        return words[words.index("per") + 1]
+    return None
+
+
+def _entry_key(key: str) -> str:
+    """The context key for the position of an unnamed entry: `scores_per_experiment` -> `experiment`."""
+    return _per_entity(key) or _collection_entity(key) or "entry"
+
+
+def _pair_table(values: dict[str, Any]) -> bool:
+    """A dict whose lists are all two numbers (two or more of them): a table of [mean, std] pairs."""
+    lists = [v for v in values.values() if isinstance(v, list)]
+    return len(lists) >= 2 and all(len(v) == 2 and None not in (_numbers(v) or [None]) for v in lists)
+
+
+def _metric_row(row: dict[str, Any]) -> tuple[str, str] | None:
+    """(name key, value key) of a long-format row: a name string and its one number."""
+    lowered = {k.lower(): k for k in row}
+    name_key = next((lowered[n] for n in _ROW_NAME_FIELDS if n in lowered), None)
+    value_key = next((lowered[n] for n in _ROW_VALUE_FIELDS if n in lowered), None)
+    if name_key is None or value_key is None or not isinstance(row[name_key], str) or not row[name_key]:
+        return None
+    if _number(row[value_key]) is None or sum(_number(v) is not None for v in row.values()) != 1:
+        return None
+    return name_key, value_key
+
+
+def _number(value: Any) -> float | int | None:
+    """A number where one is expected: JSON numbers, and the strings Python and pandas write for NaN and ±inf."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        return _NAN_WORDS.get(value.strip().lower())
+    return None
+
+
+def _records(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _numbers(value: Any) -> list[float | int | None] | None:
+    """A list of numbers (nulls as gaps, at least one number), or None when it is anything else."""
+    if not isinstance(value, list) or not value:
+        return None
+    out = []
+    for item in value:
+        if item is None:
+            out.append(None)
+            continue
+        number = _number(item)
+        if number is None:
+            return None
+        out.append(number)
+    return out if any(n is not None for n in out) else None
 
 
 def _split_prefix(name: str) -> tuple[str, str, str]:

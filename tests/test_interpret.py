@@ -171,7 +171,7 @@ def test_results_keyed_by_method_become_method_contexts():
     assert "results" not in item.meta
 
 
-def test_non_numeric_results_are_kept_in_meta():
+def test_every_number_of_results_is_a_metric_and_only_the_rest_stays_in_meta():
     data = {
         "config": {"dim": 64},
         "results": {
@@ -185,24 +185,31 @@ def test_non_numeric_results_are_kept_in_meta():
         },
     }
     item = interpret(record(data), RULES)
-    assert points(item) == {("p10", "{}", 0): (None, 0.2), ("p10", VAL, 0): (None, 0.3)}
-    assert item.meta == {
-        "results": {
-            "ndcg": "n/a",
-            "per_class": [0.1, 0.2],
-            "breakdown": {"a": {"b": 1}},
-            "mixed": {"x": 1, "y": "z"},
-            "flag": True,
-            "val": {"note": "early stop"},
-        }
+    assert points(item) == {
+        ("p10", "{}", 0): (None, 0.2),
+        ("p10", VAL, 0): (None, 0.3),
+        # a per-X list: one point per X
+        ("per_class", '{"class":"0"}', 0): (None, 0.1),
+        ("per_class", '{"class":"1"}', 0): (None, 0.2),
+        # a dict under results is an entry (a method); deeper keys join the name
+        ("a.b", '{"method":"breakdown"}', 0): (None, 1),
+        ("x", '{"method":"mixed"}', 0): (None, 1),
     }
+    assert item.meta == {"results": {"ndcg": "n/a", "mixed": {"y": "z"}, "flag": True, "val": {"note": "early stop"}}}
 
 
-def test_results_as_a_list_is_kept_in_meta():
-    data = {"id": "exp_020", "config": {"dim": 64}, "results": [{"metric": "p10", "value": 0.2}]}
+def test_results_as_metric_value_rows_are_metrics():
+    rows = [{"metric": "p10", "value": 0.2}, {"metric": "val_mrr", "value": 0.4}]
+    item = interpret(record({"id": "exp_020", "config": {"dim": 64}, "results": rows}), RULES)
+    assert points(item) == {("p10", "{}", 0): (None, 0.2), ("mrr", VAL, 0): (None, 0.4)}
+    assert "results" not in item.meta
+
+
+def test_results_list_of_dicts_that_are_no_rows_stays_in_meta():
+    data = {"config": {"dim": 64}, "results": [{"note": "a"}, {"note": "b"}]}
     item = interpret(record(data), RULES)
     assert item.points == []
-    assert item.meta["results"] == [{"metric": "p10", "value": 0.2}]
+    assert item.meta["results"] == [{"note": "a"}, {"note": "b"}]
 
 
 @pytest.mark.parametrize("section", ["metrics", "final", "scores"])
@@ -214,6 +221,185 @@ def test_other_result_sections(section):
 def test_two_final_values_of_one_series_are_both_kept():
     item = interpret(record({"config": {"a": 1}, "results": {"val_loss": 0.3, "val": {"loss": 0.31}}}), RULES)
     assert sorted(v for _, v in points(item).values()) == [0.3, 0.31]
+
+
+# --- results wherever a record keeps them ---------------------------------------------------------
+
+
+def test_a_benchmark_section_beside_config_gives_benchmark_contexts_and_dotted_names():
+    # FlowFrag's shape: `config`, a top-level `casf_val_best`, and `bench` -> benchmark -> numbers / dicts
+    data = {
+        "name": "arch.big",
+        "config": {"hidden": 512, "lr": 0.0003, "steps": 8000},
+        "casf_val_best": 1.796,
+        "bench": {"astex": {"conf_mean": 1.31, "full_conf": {"n": 85, "mean": 1.31}, "note": "ok"}},
+        "elapsed_seconds": 4311.2,
+    }
+    item = interpret(record(data), RULES)
+    assert points(item) == {
+        ("casf_val_best", "{}", 0): (None, 1.796),
+        ("conf_mean", '{"benchmark":"astex"}', 0): (None, 1.31),
+        ("full_conf.n", '{"benchmark":"astex"}', 0): (None, 85),
+        ("full_conf.mean", '{"benchmark":"astex"}', 0): (None, 1.31),
+    }
+    assert item.hparams == {"hidden": 512, "lr": 0.0003, "steps": 8000}
+    assert item.meta == {"name": "arch.big", "bench": {"astex": {"note": "ok"}}, "elapsed_seconds": 4311.2}
+
+
+@pytest.mark.parametrize(
+    ("key", "context"),
+    [
+        ("full_results", "{}"),
+        ("dataset_metrics", "{}"),
+        ("val_metrics", VAL),
+        ("eval_results", '{"subset":"eval"}'),
+        ("best", '{"source":"best"}'),
+        ("summary", "{}"),
+        ("performance", "{}"),
+    ],
+)
+def test_sections_named_by_a_result_word(key, context):
+    item = interpret(record({"id": "r", key: {"hits": 3, "loss": 0.2}}), RULES)
+    assert points(item) == {("hits", context, 0): (None, 3), ("loss", context, 0): (None, 0.2)}
+    assert item.meta == {"id": "r"}
+
+
+def test_a_subset_named_twice_is_one_context():
+    # Hugging Face's eval_results.json inside `eval_results`: `eval_loss` is `loss` in eval, once
+    item = interpret(record({"eval_results": {"eval_loss": 0.2, "train_loss": 0.1}}), RULES)
+    assert points(item) == {
+        ("loss", '{"subset":"eval"}', 0): (None, 0.2),
+        ("train_loss", '{"subset":"eval"}', 0): (None, 0.1),
+    }
+
+
+@pytest.mark.parametrize("key", ["eval_config", "best_params", "score_distribution", "best_weights"])
+def test_sections_whose_name_says_configuration_or_something_else_are_not_results(key):
+    item = interpret(record({"lr": 0.1, key: {"very_low": 11, "high": 2}}), RULES)
+    assert item.points == []
+    assert item.hparams == {"lr": 0.1, key: {"very_low": 11, "high": 2}}
+
+
+def test_subset_and_collection_dicts_are_results_only_with_evidence():
+    data = {
+        "train": {"loss": 0.2, "lr": 0.001},
+        "val": {"batch_size": 64},
+        "games": {"magic": {"p@10": 0.08, "num_queries": 38}},
+        "models": {"a": {"layers": 2}},
+    }
+    item = interpret(record(data), RULES)
+    assert points(item) == {
+        ("loss", TRAIN, 0): (None, 0.2),
+        ("lr", TRAIN, 0): (None, 0.001),  # in a result section, every number is a result
+        ("p@10", '{"game":"magic"}', 0): (None, 0.08),
+        ("num_queries", '{"game":"magic"}', 0): (None, 38),
+    }
+    assert item.hparams == {"val": {"batch_size": 64}, "models": {"a": {"layers": 2}}}
+
+
+def test_flat_record_numbers_named_like_results_inside_dicts_are_metrics_by_path():
+    data = {"weighted": {"p@10": 0.07, "k": 10}, "bootstrap": {"all_ci": [0.1, 0.3], "iters": 1000}}
+    item = interpret(record(data), RULES)
+    assert points(item) == {
+        ("weighted.p@10", "{}", 0): (None, 0.07),
+        ("bootstrap.all_ci_low", "{}", 0): (None, 0.1),
+        ("bootstrap.all_ci_high", "{}", 0): (None, 0.3),
+    }
+    assert item.hparams == {"weighted": {"k": 10}, "bootstrap": {"iters": 1000}}
+
+
+def test_lists_in_results_are_recognised_by_shape():
+    data = {
+        "config": {"hidden_dims": [128, 64]},
+        "results": {
+            "val_acc": [0.5, 0.6, 0.7],
+            "cv_scores": [0.8, 0.82, 0.79],
+            "f1_ci95": [0.7, 0.74],
+            "short": [0.3, 0.4],
+            "gcn": {"acc": [0.81, 0.01], "f1": [0.78, 0.02]},
+        },
+    }
+    item = interpret(record(data), RULES)
+    assert points(item) == {
+        ("acc", VAL, 0): (0, 0.5),
+        ("acc", VAL, 1): (1, 0.6),
+        ("acc", VAL, 2): (2, 0.7),
+        ("cv_scores", '{"fold":"0"}', 0): (None, 0.8),
+        ("cv_scores", '{"fold":"1"}', 0): (None, 0.82),
+        ("cv_scores", '{"fold":"2"}', 0): (None, 0.79),
+        ("f1_ci95_low", "{}", 0): (None, 0.7),
+        ("f1_ci95_high", "{}", 0): (None, 0.74),
+        ("acc", '{"method":"gcn"}', 0): (None, 0.81),
+        ("acc_std", '{"method":"gcn"}', 0): (None, 0.01),
+        ("f1", '{"method":"gcn"}', 0): (None, 0.78),
+        ("f1_std", '{"method":"gcn"}', 0): (None, 0.02),
+    }
+    assert item.hparams == {"hidden_dims": [128, 64]}  # an architecture list stays a list
+    assert item.meta == {"results": {"short": [0.3, 0.4]}}  # two numbers, no known shape: not a series
+
+
+def test_lists_of_entries_in_results_get_their_id_or_position_as_context():
+    data = {
+        "scores": {
+            "test": [
+                {"hf_subset": "en", "main_score": 0.5, "languages": ["eng-Latn"], "per_experiment": [{"f1": 0.4}]},
+                {"hf_subset": "de", "main_score": 0.4, "languages": ["deu-Latn"], "per_experiment": [{"f1": 0.3}]},
+            ]
+        }
+    }
+    item = interpret(record(data), RULES)
+    assert points(item) == {
+        ("main_score", '{"hf_subset":"en","subset":"test"}', 0): (None, 0.5),
+        ("f1", '{"experiment":"0","hf_subset":"en","subset":"test"}', 0): (None, 0.4),
+        ("main_score", '{"hf_subset":"de","subset":"test"}', 0): (None, 0.4),
+        ("f1", '{"experiment":"0","hf_subset":"de","subset":"test"}', 0): (None, 0.3),
+    }
+    assert item.meta["scores"] == {
+        "test": [{"hf_subset": "en", "languages": ["eng-Latn"]}, {"hf_subset": "de", "languages": ["deu-Latn"]}]
+    }
+
+
+def test_big_breakdowns_by_item_stay_whole_in_the_meta():
+    per_query = {f"q{i}": {"ndcg": i / 100} for i in range(60)}
+    small = {f"c{i}": {"f1": i / 10} for i in range(3)}
+    item = interpret(
+        record({"config": {}, "metrics": {"ndcg": 0.3, "per_query": per_query, "per_class": small}}), RULES
+    )
+    assert points(item) == {
+        ("ndcg", "{}", 0): (None, 0.3),
+        **{("f1", f'{{"class":"c{i}"}}', 0): (None, i / 10) for i in range(3)},
+    }
+    assert item.meta == {"metrics": {"per_query": per_query}}
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("acc,none", ("acc", "{}")),
+        ("acc_stderr,none", ("acc_stderr", "{}")),
+        ("exact_match,strict-match", ("exact_match", '{"filter":"strict-match"}')),
+        ("split2_test_score", ("score", '{"fold":"2","subset":"test"}')),
+        ("mean_test_score", ("mean_test_score", "{}")),
+    ],
+)
+def test_names_that_carry_their_own_context(name, expected):
+    item = interpret(record({"results": {name: 0.5}}), RULES)
+    assert [(n, c) for n, c, *_ in item.points] == [expected]
+
+
+@pytest.mark.parametrize(("text", "check"), [("nan", math.isnan), ("-Infinity", lambda v: v == -math.inf)])
+def test_nan_and_infinity_strings_count_as_numbers_where_one_is_expected(text, check):
+    item = interpret(record({"id": "r", "val_loss": text, "results": {"mrr": text}, "note": "nan"}), RULES)
+    values = {(n, c): v for n, c, _, _, v, _ in item.points}
+    assert set(values) == {("loss", VAL), ("mrr", "{}")}
+    assert all(check(v) for v in values.values())
+    assert item.meta["note"] == "nan"  # a note is no number
+
+
+def test_history_lists_accept_nan_strings():
+    item = interpret(record({"config": {}, "history": {"loss": [1.0, "NaN", 0.5]}}), RULES)
+    got = points(item)
+    assert math.isnan(got[("loss", "{}", 1)][1]) and got[("loss", "{}", 2)] == (2, 0.5)
 
 
 # --- flat records --------------------------------------------------------------------------------
@@ -284,18 +470,28 @@ def test_contexts_off_keeps_prefixed_names():
 
 
 def test_param_patterns_force_a_metric_looking_name_to_a_param():
-    data = {"grad_accumulation_steps": 4, "loss_weight": 0.5, "val_loss": 0.3}
+    data = {"loss_scale": 128.0, "top1_acc_goal": 0.9, "val_loss": 0.3}
     default = interpret(record(data), RULES)
     # By default "acc" and "loss" in the names read as metrics.
     assert points(default) == {
-        ("grad_accumulation_steps", "{}", 0): (None, 4),
-        ("loss_weight", "{}", 0): (None, 0.5),
+        ("loss_scale", "{}", 0): (None, 128.0),
+        ("top1_acc_goal", "{}", 0): (None, 0.9),
         ("loss", VAL, 0): (None, 0.3),
     }
     assert default.hparams == {}
-    forced = interpret(record(data), FieldRules(param_patterns=(r"^grad_acc", r"_weight$")))
+    forced = interpret(record(data), FieldRules(param_patterns=(r"_scale$", r"_goal$")))
     assert points(forced) == {("loss", VAL, 0): (None, 0.3)}
-    assert forced.hparams == {"grad_accumulation_steps": 4, "loss_weight": 0.5}
+    assert forced.hparams == {"loss_scale": 128.0, "top1_acc_goal": 0.9}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["grad_accumulation_steps", "loss_weight", "test_size", "eval_steps", "val_check_interval", "num_val_samples"],
+)
+def test_names_ending_in_a_configuration_word_are_params(name):
+    item = interpret(record({name: 4, "val_loss": 0.3}), RULES)
+    assert item.hparams == {name: 4}
+    assert points(item) == {("loss", VAL, 0): (None, 0.3)}
 
 
 def test_custom_metric_patterns():
@@ -624,5 +820,26 @@ def test_fixture_log_through_the_normalizer():
     assert metrics[("good.jsonl#exp_1", "loss", VAL)] == 0.5
     assert math.isnan(metrics[("good.jsonl#exp_2", "mrr", "{}")])
     assert metrics[("good.jsonl#exp_3", "loss", "{}")] == 0.25
-    # best/worst are not metric names: kept as params, Infinity as a float
-    assert runs.loc["line 4", "hparams"] == {"best": math.inf, "worst": -math.inf}
+    # `best` reads as a result (a metric, Infinity kept); `worst` does not: a param, -Infinity as a float
+    assert metrics[("good.jsonl#exp_2", "best", "{}")] == math.inf
+    assert runs.loc["line 4", "hparams"] == {"worst": -math.inf}
+
+
+def test_a_top_level_list_of_scores_is_per_fold():
+    # cross_val_score's output kept beside the config of a flat record
+    item = interpret(record({"C": 1.0, "scores": [0.8, 0.82, 0.79], "hidden_dims": [64, 32]}), RULES)
+    assert points(item) == {("scores", f'{{"fold":"{i}"}}', 0): (None, v) for i, v in enumerate([0.8, 0.82, 0.79])}
+    assert item.hparams == {"C": 1.0, "hidden_dims": [64, 32]}
+
+
+def test_a_list_of_metric_names_is_configuration_not_a_result_section():
+    item = interpret(record({"lr": 0.1, "metrics": ["accuracy", "f1"], "val_acc": 0.8}), RULES)
+    assert item.hparams == {"lr": 0.1, "metrics": ["accuracy", "f1"]}
+    assert points(item) == {("acc", VAL, 0): (None, 0.8)}
+
+
+def test_long_format_rows_keep_their_other_strings_as_context():
+    rows = [{"metric": "f1", "split": "test", "value": 0.7}, {"metric": "f1", "split": "dev", "value": "nan"}]
+    item = interpret(record({"config": {}, "results": rows}), RULES)
+    got = {(n, c): v for n, c, _, _, v, _ in item.points}
+    assert got[("f1", '{"split":"test"}')] == 0.7 and math.isnan(got[("f1", '{"split":"dev"}')])

@@ -42,8 +42,11 @@ def test_the_experiment_log_layout_is_expressible_as_a_mapping(tmp_path):
     default = {r["etl"]["locator"]: r for r in aim_runs(tmp_path / "default").values()}
     mapped = {r["etl"]["locator"]: r for r in aim_runs(tmp_path / "mapped").values()}
     assert set(default) == set(mapped)
-    # the records with an id and a history (the flat one would need a mapping of its own)
-    compared = [loc for loc, r in default.items() if r.name.startswith("exp_") and ("lr", ()) in series(r)]
+    # the records with an id and a history (the flat one would need a mapping of its own, and so
+    # would line 22, whose results are metric/value rows: metrics by default, unmapped here)
+    compared = [
+        loc for loc, r in default.items() if r.name.startswith("exp_") and ("lr", ()) in series(r) and loc != "line 22"
+    ]
     assert len(compared) > 20
     train_loss = ("loss", (("subset", "train"),))
     for locator in compared:
