@@ -100,6 +100,32 @@ def import_options(f):
         click.option(
             "--report", "report_path", type=click.Path(path_type=Path), help="Also write the report: .json or .md."
         ),
+        reading_options,
+        click.option(
+            "--on-change",
+            type=click.Choice(ON_CHANGE),
+            default=ON_CHANGE_UPDATE,
+            show_default=True,
+            help="An edited record: rewrite its run in place, leave it, or import it as a new run.",
+        ),
+        rules_option(required=False),
+        click.option(
+            "--strict",
+            is_flag=True,
+            help="With --rules: keep runs that fail an error rule out of Aim; the next sync imports them once fixed.",
+        ),
+        fail_on_option,
+        wait_option,
+        click.option("--quiet", "-q", is_flag=True, help="No progress and no report on the terminal."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def reading_options(f):
+    """How files are read and interpreted: shared by the importing commands and `inspect`."""
+    options = [
         click.option(
             "--format",
             "format_",
@@ -111,7 +137,7 @@ def import_options(f):
         click.option(
             "--mapping",
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="TOML file saying where each field is, for layouts the readers do not know.",
+            help="TOML file saying where each field is, or each field's role (as `inspect --mapping-out` writes it).",
         ),
         click.option("--experiment", help="Put every run in this experiment."),
         click.option(
@@ -148,22 +174,6 @@ def import_options(f):
         click.option(
             "--timezone", default="UTC", show_default=True, help="Timezone of timestamps written without one."
         ),
-        click.option(
-            "--on-change",
-            type=click.Choice(ON_CHANGE),
-            default=ON_CHANGE_UPDATE,
-            show_default=True,
-            help="An edited record: rewrite its run in place, leave it, or import it as a new run.",
-        ),
-        rules_option(required=False),
-        click.option(
-            "--strict",
-            is_flag=True,
-            help="With --rules: keep runs that fail an error rule out of Aim; the next sync imports them once fixed.",
-        ),
-        fail_on_option,
-        wait_option,
-        click.option("--quiet", "-q", is_flag=True, help="No progress and no report on the terminal."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -379,6 +389,37 @@ def _emit(report: SyncReport, report_path: Path | None, quiet: bool) -> None:
         click.echo(report.to_text())
     elif report.invalid:
         click.echo(f"{len(report.invalid)} invalid records or files; see the report", err=True)
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@reading_options
+@click.option(
+    "--mapping-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write what was inferred as a mapping file (TOML): edit a role, then import with --mapping.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the inspection as JSON.")
+@_library_errors
+def inspect(sources, mapping_out, as_json, **options) -> None:
+    """Show how SOURCES would be read, without importing: per file the reader and why, and for a
+    sample record each field's role (id, time, params, metrics, series, meta, ...) and the rule that
+    decided it.
+    """
+    from etl.inspect import inspect as inspect_paths
+
+    mapping = _mapping(options.pop("mapping"))
+    keyed, fmt = options.pop("keyed_results"), options.pop("format_")
+    inspection = inspect_paths(sources, rules=_field_rules(options), format=fmt, keyed=keyed, mapping=mapping)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(inspection.to_dict(), indent=2, default=str))
+    else:
+        click.echo(inspection.to_text())
+    if mapping_out is not None:
+        inspection.write_mapping(mapping_out)
+        click.echo(f"wrote {mapping_out}: import with --mapping {mapping_out}", err=True)
 
 
 @cli.group()

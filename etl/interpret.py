@@ -80,7 +80,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -312,10 +312,33 @@ class FieldRules:
     param_patterns: tuple[str, ...] = ()
     contexts: bool = True
     timezone: str = "UTC"
+    # (top-level field, role) pairs a mapping's `[fields]` gives: the user's word over the guess
+    field_roles: tuple[tuple[str, str], ...] = ()
 
     def fingerprint(self) -> dict[str, Any]:
-        """What of these rules changes a run's content, folded into its content hash."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+        """What of these rules changes a run's content, folded into its content hash.
+
+        Field roles are not: a hint that says what the interpreter would have said anyway changes
+        nothing, so importing with the mapping `inspect` wrote keeps every run's hash. A hint that
+        does change a record's reading is folded into that record's hash (`Interpreted.overrides`).
+        """
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items() if k != "field_roles"
+        }
+
+
+@dataclass(frozen=True)
+class Role:
+    """What the interpreter made of one top-level field, and the rule that decided it.
+
+    `role` is one of the mapping roles (`etl.readers.mapping.FIELD_ROLES`): a mapping's `[fields]`
+    can say it back, or say otherwise. `points` counts the metric points the field gave.
+    """
+
+    role: str
+    rule: str
+    points: int = 0
+    hinted: bool = False
 
 
 @dataclass
@@ -333,6 +356,10 @@ class Interpreted:
     meta: dict[str, Any]
     # (name, context json, step, epoch or None, value, time or nan)
     points: list[tuple[str, str, int, int | None, float, float]] = field(default_factory=list)
+    # top-level field -> its role and the rule that decided it (what `aim-etl inspect` shows)
+    roles: dict[str, Role] = field(default_factory=dict)
+    # fields a mapping gave another role than the interpreter's: part of the run's content
+    overrides: dict[str, str] = field(default_factory=dict)
 
 
 class NotAnExperiment(Exception):
@@ -343,6 +370,32 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
     data = record.data
     keys = {k.lower(): k for k in data}
     used: set[str] = set()
+    hints = {name.lower(): role for name, role in rules.field_roles}
+    roles: dict[str, Role] = {}
+
+    def names(role: str, defaults: tuple[str, ...], *, added: bool = True) -> tuple[str, ...]:
+        """A role's field names: the defaults a mapping left alone, in their order of preference,
+        after the names it adds (`added`). Defaults keep their order, so a mapping that repeats the
+        interpreter's reading (both `timestamp` and `date` are times) picks the same field."""
+        known = {n.lower() for n in defaults}
+        extra = tuple(n for n, r in hints.items() if r == role and n not in known) if added else ()
+        return extra + tuple(n for n in defaults if hints.get(n.lower(), role) == role)
+
+    if hints:
+        rules = replace(
+            rules,
+            id_fields=names("id", rules.id_fields),
+            experiment_fields=names("experiment", rules.experiment_fields),
+            name_fields=names("name", rules.name_fields),
+            time_fields=names("time", rules.time_fields),
+        )
+    # A field a mapping calls params or series is not made *the* section: that would turn a flat
+    # record into a structured one. It is read as that role below, by itself.
+    hparam_sections = names("params", HPARAM_SECTIONS, added=False) if hints else HPARAM_SECTIONS
+    history_sections = names("series", HISTORY_SECTIONS, added=False) if hints else HISTORY_SECTIONS
+    tag_fields = names("tags", TAG_FIELDS) if hints else TAG_FIELDS
+    end_fields = names("end_time", END_FIELDS) if hints else END_FIELDS
+    duration_fields = names("duration", DURATION_FIELDS) if hints else DURATION_FIELDS
 
     def take(
         names: tuple[str, ...], source: dict[str, Any] = data, lowered: dict[str, str] = keys
@@ -368,24 +421,28 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
         record_id = None
 
     hparams: dict[str, Any] = {}
-    hp_key, hp_value = take(HPARAM_SECTIONS)
+    hp_key, hp_value = take(hparam_sections)
     if isinstance(hp_value, dict):
         hparams = dict(hp_value)
         used.add(hp_key)
+        roles[hp_key] = Role("params", f"the hparams section (`{'`, `'.join(HPARAM_SECTIONS)}`)")
 
     builder = _Points(rules.contexts, rules.timezone, is_metric_name)
     meta: dict[str, Any] = {}
 
-    hist_key, hist_value = take(HISTORY_SECTIONS)
+    hist_key, hist_value = take(history_sections)
     if isinstance(hist_value, dict | list):
         used.add(hist_key)
+        before = builder.count()
         leftovers = builder.add_history(hist_value)
         if leftovers is not None:
             meta[hist_key] = leftovers
+        rule = "the history section: lists are series (step = epoch = index), rows are points at their step"
+        roles[hist_key] = Role("series", rule, builder.count() - before)
 
     tags: list[str] = []
-    for name in TAG_FIELDS:
-        key = keys.get(name)
+    for name in tag_fields:
+        key = keys.get(name.lower())
         if key is None:
             continue
         value = data[key]
@@ -396,6 +453,7 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
         else:
             continue
         used.add(key)
+        roles[key] = Role("tags", "a tag field: a string or a list of strings")
 
     # Fields that name, date or describe the run are kept under `meta`, never taken for hparams.
     descriptive = {
@@ -406,10 +464,21 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
             *rules.experiment_fields,
             *rules.name_fields,
             *rules.time_fields,
-            *END_FIELDS,
-            *DURATION_FIELDS,
+            *end_fields,
+            *duration_fields,
         )
     }
+    descriptive_roles = {
+        **{n.lower(): "meta" for n in META_FIELDS},
+        **{n.lower(): "duration" for n in duration_fields},
+        **{n.lower(): "end_time" for n in end_fields},
+        **{n.lower(): "time" for n in rules.time_fields},
+        **{n.lower(): "name" for n in rules.name_fields},
+        **{n.lower(): "experiment" for n in rules.experiment_fields},
+        **{n.lower(): "id" for n in rules.id_fields},
+    }
+    # A field a mapping calls meta or ignores is never searched for results.
+    descriptive |= {n for n, r in hints.items() if r in ("meta", "ignore")}
     sections = {
         key: named
         for key, value in data.items()
@@ -422,40 +491,90 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
     # A section of records or numbers by name makes a record structured; a list of numbers so
     # named (`scores: [..]` beside a flat config) is one field of a flat record.
     structured = hp_key in used or any(_numbers(data[key]) is None for key in sections)
-    for key, value in data.items():
-        if key in used:
-            continue
+
+    def keep(where: dict[str, Any], key: str, left: Any) -> None:
+        if left:
+            where[key] = left
+
+    def route(key: str, value: Any) -> tuple[str, str, Callable[[], None]]:
+        """(role, rule, what to do): the interpreter's reading of one top-level field."""
         lowered = key.lower()
         home = meta if structured or lowered in descriptive else hparams
+        home_role = "meta" if home is meta else "params"
         if key in sections:
             context, entity = sections[key]
-            left = builder.add_section(key, value, context, entity)
-            if left is not None:
-                meta[key] = left
-            continue
+            rule = f"a result section by name (`{key}`): every number under it is a metric"
+
+            def section() -> None:
+                left = builder.add_section(key, value, context, entity)
+                if left is not None:
+                    meta[key] = left
+
+            return "metrics", rule, section
         if lowered in descriptive:
-            meta[key] = value
-            continue
+            role = descriptive_roles.get(lowered, "meta")
+            rule = "describes the run" if role == "meta" else f"one of the {role.replace('_', ' ')} fields"
+            return role, rule, lambda: meta.__setitem__(key, value)
         number = _number(value)
         if number is not None and is_metric_name(key):
-            builder.add_scalar(key, number)
-            continue
+            return "metrics", "a number whose name reads as a result", lambda: builder.add_scalar(key, number)
         if isinstance(value, dict) and value:
             found = _found_section(key) if rules.contexts and builder.reads_as_results(value) else None
             if found is not None:
-                left = builder.add_results(value, *found)
-            elif not structured and not _reads_as_config(key):
+                rule = "a subset or collection holding result-named numbers: a result section"
+                return "metrics", rule, lambda: keep(home, key, builder.add_results(value, *found))
+            if not structured and not _reads_as_config(key):
                 # A flat record's other dicts: their numbers named like results are metrics, named by path.
-                left = builder.add_results(value, {}, None, f"{key}.", only_named=True)
-            else:
-                left = value
-            if left:
-                home[key] = left
-            continue
+                rule = f"a dict of a flat record: {home_role}, its result-named numbers metrics"
+                return home_role, rule, lambda: keep(
+                    home, key, builder.add_results(value, {}, None, f"{key}.", only_named=True)
+                )
+            rule = "configuration" if home_role == "params" else "not a result section (the record has one)"
+            return home_role, rule, lambda: keep(home, key, value)
         if isinstance(value, list) and _numbers(value) is not None and is_metric_name(key):
-            builder.add_list(key, value, {}, "", _pair_table(data))
+            rule = "a list of numbers named as a result"
+            return "metrics", rule, lambda: builder.add_list(key, value, {}, "", _pair_table(data))
+        if home_role == "params":
+            rule = "a flat record's field whose name does not read as a result"
+        else:
+            rule = "the record has an hparams or result section: the rest describes the run"
+        return home_role, rule, lambda: home.__setitem__(key, value)
+
+    def forced(key: str, value: Any, role: str) -> tuple[str, Callable[[], None]]:
+        """What a mapping's role for a field does when it is not the interpreter's reading."""
+        rule = f"the mapping says {role}"
+        if role == "params":
+            return rule, lambda: hparams.__setitem__(key, value)
+        if role == "metrics":
+            number = _number(value)
+            if number is not None:
+                return rule, lambda: builder.add_scalar(key, number)
+            if isinstance(value, dict | list) and value:
+                return rule, lambda: keep(meta, key, builder.add_section(key, value, {}, "method"))
+        if role == "series" and isinstance(value, dict | list) and value:
+            history = value if isinstance(value, dict) else {key: value}
+            return rule, lambda: keep(meta, key, builder.add_history(history))
+        if role == "ignore":
+            return rule + ": left out of the run", lambda: None
+        # meta, an identity role taken above, or a role the value cannot take: kept in the meta
+        return rule, lambda: meta.__setitem__(key, value)
+
+    overrides: dict[str, str] = {}
+    for key, value in data.items():
+        if key in used:
             continue
-        home[key] = value
+        role, rule, action = route(key, value)
+        hint = hints.get(key.lower())
+        if hint is not None and hint != role:
+            overrides[key] = hint
+            rule, action = forced(key, value, hint)
+            role = hint
+        before = builder.count()
+        action()
+        roles[key] = Role(role, rule, builder.count() - before, hinted=hint is not None)
+    for key in used:
+        if key in roles and hints.get(key.lower()) == roles[key].role:
+            roles[key] = replace(roles[key], hinted=True)
 
     points = builder.finish()
     if not points and not _has_number(data) and not (hp_key in used and hparams):
@@ -481,7 +600,7 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
     created_at, naive = _first_time(data, keys, rules.time_fields, rules.timezone)
     if created_at is None and parent:
         created_at, naive = _first_time(parent, parent_keys, rules.time_fields, rules.timezone)
-    ended_at = _end_time(data, keys, created_at, rules.timezone)
+    ended_at = _end_time(data, keys, created_at, rules.timezone, end_fields, duration_fields)
     if parent:
         meta["document"] = parent
 
@@ -496,6 +615,8 @@ def interpret(record: Record, rules: FieldRules) -> Interpreted:
         tags=list(dict.fromkeys(tags)),
         meta=meta,
         points=points,
+        roles=roles,
+        overrides=overrides,
     )
 
 
@@ -511,6 +632,10 @@ class _Points:
         self.is_metric = is_metric
         self.points: list[tuple[str, str, int, int | None, float, float]] = []
         self.scalars: list[tuple[str, Context, Any]] = []
+
+    def count(self) -> int:
+        """Points and final values so far: a field's share is the count after it minus before."""
+        return len(self.points) + len(self.scalars)
 
     def split(self, name: str, context: Context) -> tuple[str, Context]:
         """A name's own context: lm-eval's `,filter`, scikit-learn's `splitN_`, a subset prefix."""
@@ -877,14 +1002,21 @@ def _first_time(
     return None, False
 
 
-def _end_time(data: dict[str, Any], keys: dict[str, str], created: dt.datetime | None, tz: str) -> dt.datetime | None:
-    ended, _ = _first_time(data, keys, END_FIELDS, tz)
+def _end_time(
+    data: dict[str, Any],
+    keys: dict[str, str],
+    created: dt.datetime | None,
+    tz: str,
+    end_fields: tuple[str, ...] = END_FIELDS,
+    duration_fields: tuple[str, ...] = DURATION_FIELDS,
+) -> dt.datetime | None:
+    ended, _ = _first_time(data, keys, end_fields, tz)
     if ended is not None:
         return ended
     if created is None:
         return None
-    for name in DURATION_FIELDS:
-        key = keys.get(name)
+    for name in duration_fields:
+        key = keys.get(name.lower())
         if key is not None and _is_number(data[key]) and math.isfinite(data[key]) and data[key] >= 0:
             return created + dt.timedelta(seconds=float(data[key]))
     return None

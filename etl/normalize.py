@@ -85,15 +85,17 @@ class Frames:
     replaced_points: dict[str, int] = field(default_factory=dict)
 
 
-def content_hash(record: Record, rules: FieldRules) -> str:
-    """Hash of everything that maps into the run: the record, the document around it, the rules.
+def content_hash(record: Record, rules: FieldRules, overrides: dict[str, str] | None = None) -> str:
+    """Hash of everything that maps into the run: the record, the document around it, the rules,
+    and the roles a mapping gave its fields against the interpreter's reading (`overrides`).
 
     Serialized with the standard library, not orjson: orjson writes NaN as null, which would make
     a record with `NaN` and one with `null` the same run.
     """
-    payload = json.dumps(
-        [record.data, record.parent, rules.fingerprint()], sort_keys=True, separators=(",", ":"), default=str
-    )
+    parts = [record.data, record.parent, rules.fingerprint()]
+    if overrides:
+        parts.append(overrides)
+    payload = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
@@ -139,7 +141,7 @@ class Normalizer:
             except NotAnExperiment as exc:
                 skipped.append(SkippedRecord(record.source, record.locator, str(exc)))
                 continue
-            digest = content_hash(record, self.rules)
+            digest = content_hash(record, self.rules, item.overrides)
             # The key is scoped by the record's file, unless its reader names a steadier scope (a
             # checkpoint-only Trainer folder: the output folder, whichever checkpoint is newest).
             key, occurrence = self.run_key(record.key_source or record.source, item.record_id, digest)

@@ -62,6 +62,7 @@ def read(
 
     Invalid records are left out of the frames; `migrate(..., dry_run=True)` lists them.
     """
+    rules, format = guided(rules or FieldRules(), format, mapping)
     files, _ = find_sources(list(paths), base=Path(base) if base else Path.cwd(), format=format)
     normalizer = Normalizer(rules)
     chunks = []
@@ -69,6 +70,17 @@ def read(
         records = [r for r in read_file(source, keyed=keyed, mapping=mapping) if isinstance(r, Record)]
         chunks.append(normalizer.normalize(records, source.path))
     return concat(chunks)
+
+
+def guided(rules: FieldRules, format: str, mapping: Mapping | None) -> tuple[FieldRules, str]:
+    """The reading options a mapping adds: its `[fields]` roles, and its `format` unless one was forced."""
+    if mapping is None:
+        return rules, format
+    if mapping.fields:
+        rules = replace(rules, field_roles=tuple(mapping.fields.items()))
+    if mapping.format is not None and format == "auto":
+        format = mapping.format
+    return rules, format
 
 
 def migrate(paths: Sequence[str | Path], repo: str | Path = ".", **options) -> SyncReport:
@@ -121,7 +133,7 @@ def _import(
 ) -> SyncReport:
     if str(repo).startswith("aim://"):
         raise EtlError(f"{repo}: remote (aim://) repos are not supported yet; import into a local repo")
-    rules = rules or FieldRules()
+    rules, format = guided(rules or FieldRules(), format, mapping)
     root = repo_root(repo)
     ledger_path = Path(ledger) if ledger else default_ledger_path(root)
     batch = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)

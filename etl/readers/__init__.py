@@ -211,8 +211,8 @@ def read_file(
         items = read_json(source.path, source.source, keyed=keyed)
     else:
         items = READERS[source.format](source.path, source.source, start_offset=start_offset, start_line=start_line)
-    if mapping is None:
-        return items
+    if mapping is None or not mapping.rewrites:
+        return items  # a `[fields]`-only mapping guides the interpreter; it rewrites nothing
     return (apply_mapping(i, mapping) if isinstance(i, Record) else i for i in items)
 
 

@@ -23,6 +23,18 @@ never drop a number.
     time = "ts"
 
 See `fixtures/mappings/` for worked examples.
+
+A mapping can instead (or also) give each top-level field of the records its role, leaving the
+layout as it is: this is what `aim-etl inspect --mapping-out` writes, the interpreter's own reading
+of a file, for a person to correct and feed back with `--mapping`. The user's word wins over the
+interpreter's guess, field by field; a field not named is read as the interpreter would.
+
+    format = "steps"                 # the reader, as `--format` (optional)
+    [fields]                         # top-level field = role (`FIELD_ROLES`)
+    casf_val_best = "metrics"
+    bench = "metrics"
+    best_ckpt = "meta"
+    elapsed_seconds = "duration"
 """
 
 from __future__ import annotations
@@ -44,7 +56,22 @@ _ROLES = {
     "end_time": "end_time",
     "tags": "tags",
 }
-_KEYS = {"records", "hparams", "metrics", "series", *_ROLES}
+_KEYS = {"records", "hparams", "metrics", "series", "format", "fields", *_ROLES}
+# What a `[fields]` entry may say a top-level field is (see `etl.interpret` for how each is read).
+FIELD_ROLES = (
+    "id",
+    "experiment",
+    "name",
+    "time",
+    "end_time",
+    "duration",
+    "tags",
+    "params",
+    "metrics",
+    "series",
+    "meta",
+    "ignore",
+)
 
 
 class MappingError(EtlError):
@@ -67,6 +94,14 @@ class Mapping:
     hparams: tuple[str, ...] = ()
     metrics: dict[str, str] = field(default_factory=dict)
     series: tuple[SeriesSpec, ...] = ()
+    format: str | None = None
+    # top-level field -> role (`FIELD_ROLES`): hints for the interpreter, no rewriting
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rewrites(self) -> bool:
+        """Whether records are rewritten by paths; a mapping of `format` and `[fields]` only is not."""
+        return bool(self.records or self.roles or self.hparams or self.metrics or self.series)
 
 
 def load_mapping(path: str | Path) -> Mapping:
@@ -97,14 +132,50 @@ def load_mapping(path: str | Path) -> Mapping:
         if extra:
             raise MappingError(f"{path}: series #{index + 1}: unknown keys {sorted(extra)}")
         series.append(SeriesSpec(**{k: _path_string(path, f"series.{k}", v) for k, v in spec.items()}))
+    fields = doc.get("fields", {})
+    if not isinstance(fields, dict):
+        raise MappingError(f"{path}: `fields` must be a table of field = role")
+    for name, role in fields.items():
+        if role not in FIELD_ROLES:
+            raise MappingError(f"{path}: fields.{name}: unknown role {role!r} (known: {', '.join(FIELD_ROLES)})")
+    fmt = doc.get("format")
+    if fmt is not None:
+        from etl.readers.detect import FORMATS
+
+        if fmt not in FORMATS:
+            raise MappingError(f"{path}: unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     return Mapping(
         source=str(path),
+        format=fmt,
+        fields=dict(fields),
         records=_path_string(path, "records", doc["records"]) if "records" in doc else None,
         roles=roles,
         hparams=tuple(_path_string(path, "hparams", h) for h in hparams),
         metrics={name: _path_string(path, f"metrics.{name}", p) for name, p in metrics.items()},
         series=tuple(series),
     )
+
+
+def write_mapping(
+    path: str | Path, fields: dict[str, str], *, format: str | None = None, header: list[str] | None = None,
+    notes: dict[str, str] | None = None,
+) -> None:
+    """Write a `format`/`[fields]` mapping as TOML: what `inspect --mapping-out` hands the user.
+
+    Each field's line carries the rule that chose its role as a comment (`notes`), so a person
+    editing it sees why the tool read it so. Keys are quoted as TOML basic strings, which JSON's
+    escapes are, so any field name round-trips.
+    """
+    import json
+
+    lines = [f"# {line}" if line else "#" for line in header or []]
+    if format is not None:
+        lines.append(f"format = {json.dumps(format)}")
+    lines += ["", "[fields]"]
+    for name, role in fields.items():
+        comment = f"  # {notes[name]}" if notes and notes.get(name) else ""
+        lines.append(f"{json.dumps(name, ensure_ascii=False)} = {json.dumps(role)}{comment}")
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def apply_mapping(record: Record, mapping: Mapping) -> Record:
