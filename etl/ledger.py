@@ -80,7 +80,9 @@ class Cursor:
     """Where `sync` stopped in a file: the bytes before `byte_offset` are known and were imported.
 
     `prefix_hash` covers exactly those bytes, so an append (same prefix, more bytes) is told apart
-    from a rewrite, a truncation or a rotation (anything else) without trusting mtimes alone.
+    from a rewrite, a truncation or a rotation (anything else) without trusting mtimes alone. It
+    is written `<reading>:<hash>`, `<reading>` being the fingerprint of the options the file was
+    read with (`pipeline.reading_fingerprint`): read with other options, a file is read again.
     """
 
     source: str

@@ -146,6 +146,7 @@ def _import(
 
     job = _Job(report, rules, chunk_size, progress, started, incremental)
     job.mapping = mapping
+    job.reading = reading_fingerprint(rules, format, keyed, mapping)
     if governance is not None:
         # Checked before writing, the same way `validate` checks the run once it is in Aim.
         job.governance, job.strict = governance, strict
@@ -215,6 +216,8 @@ class _Job:
         self.live_runs = 0
         self.live_points = 0
         self.mapping: Mapping | None = None
+        # how files are read (`reading_fingerprint`): a cursor saved under other options is not used
+        self.reading = ""
         self.governance: RuleSet | None = None
         self.strict = False
 
@@ -223,7 +226,7 @@ class _Job:
         cursor = self.ledger.cursor(source.source) if self.ledger is not None else None
         try:
             stat = source.path.stat()
-            start = _resume_from(source, cursor, stat) if self.incremental else None
+            start = _resume_from(source, cursor, stat, self.reading) if self.incremental else None
         except OSError as exc:
             self.report.add_invalid(source.source, "file", f"cannot read: {exc.strerror or exc}")
             return
@@ -287,7 +290,14 @@ class _Job:
         if self.repo_root is None:  # dry run
             return
         self.ledger.save_cursor(
-            Cursor(source.source, prefix_hash(source.path, offset), offset, line, stat.st_size, stat.st_mtime_ns)
+            Cursor(
+                source.source,
+                f"{self.reading}:{prefix_hash(source.path, offset)}",
+                offset,
+                line,
+                stat.st_size,
+                stat.st_mtime_ns,
+            )
         )
 
     def _process(self, chunk: list[Record], path: Path | None = None) -> None:
@@ -352,22 +362,37 @@ class _Job:
         self.report.points_written += result.points
 
 
-def _resume_from(source: SourceFile, cursor: Cursor | None, stat: os.stat_result) -> Cursor | None:
+def _resume_from(source: SourceFile, cursor: Cursor | None, stat: os.stat_result, reading: str) -> Cursor | None:
     """Where an incremental read starts, or None for a full read.
 
-    Same size and mtime as last time: nothing to read. Otherwise the bytes the cursor covers must
-    hash the same (an append); anything else (rewritten, truncated, rotated) is read in full.
+    A cursor saved under other reading options (a mapping, field options, `--no-contexts`) is no
+    cursor: the file's records may read differently now, so it is read in full (its unchanged runs
+    are recognized by content hash). Same size and mtime as last time: nothing to read. Otherwise
+    the bytes the cursor covers must hash the same (an append); anything else (rewritten,
+    truncated, rotated) is read in full.
     """
-    if cursor is None:
+    if cursor is None or not cursor.prefix_hash.startswith(f"{reading}:"):
         return None
     if stat.st_size == cursor.size and stat.st_mtime_ns == cursor.mtime_ns:
         return replace(cursor, byte_offset=stat.st_size) if source.format != JSONL else cursor
+    saved = cursor.prefix_hash.removeprefix(f"{reading}:")
     if source.format != JSONL:
-        unchanged = stat.st_size == cursor.byte_offset and prefix_hash(source.path, stat.st_size) == cursor.prefix_hash
+        unchanged = stat.st_size == cursor.byte_offset and prefix_hash(source.path, stat.st_size) == saved
         return cursor if unchanged else None
-    if stat.st_size >= cursor.byte_offset and prefix_hash(source.path, cursor.byte_offset) == cursor.prefix_hash:
+    if stat.st_size >= cursor.byte_offset and prefix_hash(source.path, cursor.byte_offset) == saved:
         return cursor
     return None
+
+
+def reading_fingerprint(rules: FieldRules, format: str, keyed: str, mapping: Mapping | None) -> str:
+    """A short hash of every option that changes how a file's records read; kept with its cursor."""
+    import json
+
+    options = [rules.fingerprint(), list(rules.field_roles), format, keyed]
+    if mapping is not None:
+        options.append({k: v for k, v in mapping.__dict__.items() if k != "source"})
+    text = json.dumps(options, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 
 def prefix_hash(path: Path, length: int) -> str:

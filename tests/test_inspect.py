@@ -90,8 +90,8 @@ def test_an_edited_role_wins_and_updates_the_run_in_place(tmp_path, repo):
     mapping.write_text(text)
     assert load_mapping(mapping).fields["results"] == "params"
     report = tmp_path / "second.json"
-    # `migrate` reads every file again; `sync` would skip the unchanged log (its cursor is at the end)
-    assert run_cli("migrate", LOG, "--repo", repo, "--mapping", mapping, "--report", report, "-q").exit_code == 3
+    # the log is unchanged, but it reads differently now: sync reads it again in full (its bad line too)
+    assert run_cli("sync", LOG, "--repo", repo, "--mapping", mapping, "--report", report, "-q").exit_code == 3
     assert json.loads(report.read_text())["summary"]["changed"] > 0
     runs = {run.name: run for run in aim_runs(repo).values()}
     run = runs["exp_001"]
@@ -99,6 +99,11 @@ def test_an_edited_role_wins_and_updates_the_run_in_place(tmp_path, repo):
     assert run["hparams"]["results"] == {"p10": 0.2427, "ndcg": 0.3196, "mrr": 0.3764}
     assert ("p10", ()) not in series(run) and ("loss", (("subset", "train"),)) in series(run)
     assert "notes" not in run["meta"]
+    # and once read with these options, the next sync reads only past its cursor (the torn last line)
+    report = tmp_path / "third.json"
+    assert run_cli("sync", LOG, "--repo", repo, "--mapping", mapping, "--report", report, "-q").exit_code == 0
+    third = json.loads(report.read_text())
+    assert [f["mode"] for f in third["files"]] == ["appended"] and third["summary"]["runs_written"] == 0
 
 
 def test_a_bad_role_in_a_mapping_is_a_usage_error_naming_the_field(tmp_path, repo):
