@@ -72,6 +72,15 @@ Flat records (no hparams section, and no result section by name holding more tha
 numbers) put everything else at the top level into hparams; in other records the rest is kept
 under `meta`, as is what a result section holds besides numbers. Whatever the layout, every
 number of a record ends up in Aim, as a metric or a param.
+
+Each top-level field's reading is recorded as a `Role` (role and rule): `aim-etl inspect` shows
+them, and writes them as a mapping's `[fields]`. A mapping's `[fields]` (`FieldRules.field_roles`)
+is the user's word: where it says what the interpreter would say, nothing changes; where it says
+otherwise, that field is read in that role (`forced` below) and the run's content hash says so.
+
+The other edge rules live beside the shapes they read: how a file becomes records in
+`etl/readers/` (per-step logs in `steps.py`, result documents in `jsondoc.py`), and how a run with
+no time of its own is dated in `etl/dating.py`.
 """
 
 from __future__ import annotations
