@@ -9,6 +9,7 @@ the repo) stops the import, since every other run would fail the same way.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -45,13 +46,19 @@ class SdkWriter:
                 # An edited record or a half-written run: replace it whole, since Aim cannot delete
                 # one series and re-tracking over a shorter one would leave stale points behind.
                 aim_adapter.delete_run(self.repo, spec.run_hash)
+            refused = None
             try:
                 self._write_one(spec)
             except OSError:
                 raise  # the disk or the repo, not this run: every other run would fail the same way
             except Exception as exc:  # noqa: BLE001 - whatever Aim raises for one run's values
+                refused = f"Aim refused the run: {type(exc).__name__}: {exc}"
+            if refused is not None:
+                # Removed only now, the exception gone: its traceback held the run's open RocksDB
+                # handles, whose late flush would write into the deleted folder and whose lock
+                # would refuse the next write of the same run in this process (`sync --watch`).
                 self._remove(spec)
-                result.failed.append((spec, f"Aim refused the run: {type(exc).__name__}: {exc}"))
+                result.failed.append((spec, refused))
                 continue
             result.written.append(spec)
             result.points += spec.points
@@ -67,6 +74,7 @@ class SdkWriter:
 
     def _remove(self, spec: RunSpec) -> None:
         """Take a run Aim refused out again; if that fails too, the import stops (StageFailed)."""
+        gc.collect()  # Aim's run objects hold each other in cycles: only a collection closes their handles
         if aim_adapter.run_exists(self.repo, spec.run_hash):
             aim_adapter.delete_run(self.repo, spec.run_hash)
 
