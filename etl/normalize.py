@@ -21,7 +21,7 @@ import pandas as pd
 from etl.errors import BadRecord
 from etl.interpret import FieldRules, NotAnExperiment, interpret
 from etl.readers.record import Record
-from etl.storable import describe, make_storable
+from etl.storable import EMPTY_KEY, describe, make_storable
 
 RUN_KEY = "run_key"
 CONTENT_HASH = "content_hash"
@@ -193,7 +193,7 @@ class Normalizer:
             )
             for name, context, step, epoch, value, time in item.points:
                 points[RUN_KEY].append(key)
-                points[NAME].append(name)
+                points[NAME].append(name or EMPTY_KEY)  # a series named "" breaks Aim's later reads
                 points[CONTEXT].append(context)
                 points[STEP].append(step)
                 points[EPOCH].append(epoch)

@@ -218,7 +218,7 @@ class SyncReport:
         if self.naive_timestamps:
             out += [f"{self.naive_timestamps} timestamps had no timezone and were read as {self.timezone}.", ""]
         if self.coerced:
-            out += [f"{len(self.coerced)} records were imported with values in storable form: {self._coerced()}.", ""]
+            out += [f"{self._coerced_records()} imported with values in storable form: {self._coerced()}.", ""]
         out += [
             "## Files",
             "",
@@ -265,7 +265,7 @@ class SyncReport:
         if self.naive_timestamps:
             out.append(f"{self.naive_timestamps} timestamps had no timezone and were read as {self.timezone}")
         if self.coerced:
-            out.append(f"{len(self.coerced)} records imported with values in storable form: {self._coerced()}")
+            out.append(f"{self._coerced_records()} imported with values in storable form: {self._coerced()}")
         width = max((len(_shown(f.source)) for f in self.files.values()), default=10)
         # The reader column comes second so that a skipped file's reason, which can be long, ends its row.
         fmt = max((len(f.format) for f in self.files.values() if f.format), default=0)
@@ -315,6 +315,9 @@ class SyncReport:
 
     def _coerced(self) -> str:
         return describe(self.coerced_values)
+
+    def _coerced_records(self) -> str:
+        return "1 record" if len(self.coerced) == 1 else f"{len(self.coerced)} records"
 
 
 def _leaf_types(value: Any, prefix: str = "") -> list[tuple[str, str]]:

@@ -34,6 +34,10 @@ from typing import Any
 # deeper than any real config seen (the deepest in the corpus is under 10).
 MAX_DEPTH = 100
 
+# What Aim is given for an empty key or metric name: its params tree cannot hold the key "", and
+# a series named "" is written but breaks every later read of the run's metrics (aim 3.29).
+EMPTY_KEY = "(empty)"
+
 SURROGATE = "surrogate"
 BIG_INT = "big_int"
 DEEP = "deep"
@@ -67,11 +71,14 @@ def describe(counts: Counter[str] | dict[str, int]) -> str:
     return "; ".join(f"{counts[k]} {DESCRIPTIONS[k][counts[k] > 1]}" for k in KINDS if counts.get(k))
 
 
-def make_storable(value: Any, *, max_depth: int = MAX_DEPTH) -> tuple[Any, Counter[str]]:
+def make_storable(
+    value: Any, *, max_depth: int = MAX_DEPTH, empty_key: str | None = None
+) -> tuple[Any, Counter[str]]:
     """(the nearest storable form of `value`, how many values of each kind were changed).
 
     Depth counts containers: the record's own dict is level 1, so a container at level
-    `max_depth + 1` or below is kept as its JSON text.
+    `max_depth + 1` or below is kept as its JSON text. `empty_key` renames the key `""`, which
+    an Aim param cannot have (not counted: the record itself is hashed with its empty key).
     """
     counts: Counter[str] = Counter()
     scalar, changed = _scalar(value, counts)
@@ -100,6 +107,8 @@ def make_storable(value: Any, *, max_depth: int = MAX_DEPTH) -> tuple[Any, Count
             continue
         if isinstance(original, dict):
             fixed = _fix_string(key, counts) if isinstance(key, str) else str(key)
+            if not fixed and empty_key is not None:
+                fixed = empty_key
             frame[5] = fixed
             if fixed is not key:
                 frame[3] = True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -168,9 +169,11 @@ def test_a_run_aim_refuses_is_removed_reported_and_retried(
     """The writer's own net, beneath the storable form: with that form switched off, a lone surrogate
     reaches Aim, which refuses the run part-way. No half run stays, the others are written, and the
     ledger does not call it done, so the next import tries it again and stops no more than this one."""
+    import etl.mapper
     import etl.normalize
 
-    monkeypatch.setattr(etl.normalize, "make_storable", lambda value: (value, Counter()))
+    for stage in (etl.normalize, etl.mapper):
+        monkeypatch.setattr(stage, "make_storable", lambda value, **_: (value, Counter()))
     poison = '{"id": "sur", "config": {"lr": 0.2}, "acc": 0.6, "history": {"loss": [1, 2]}, "note": "x\\ud800"}'
     source = _jsonl(tmp_path / "log.jsonl", GOOD_A, poison, GOOD_B)
     for attempt in range(2):
@@ -246,7 +249,12 @@ _DOCUMENTS = st.one_of(
 
 
 @settings(
-    max_examples=20,
+    # Small for CI (each example is two imports into a fresh Aim repo, ~1 s); a longer hunt is
+    # `AIM_ETL_POISON_EXAMPLES=500 pytest tests/test_poison.py`.
+    max_examples=int(os.environ.get("AIM_ETL_POISON_EXAMPLES", "20")),
+    # New inputs on every local run (a failure is kept in .hypothesis/ and replayed first); the
+    # same ones in CI, so a submission lands on what its author saw pass.
+    derandomize=bool(os.environ.get("CI")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
@@ -268,7 +276,7 @@ def test_an_import_never_crashes_never_half_writes_and_accounts_for_every_record
         if files["log.jsonl"]["format"] == "jsonl":  # else a per-step log: all its lines are one run
             assert files["log.jsonl"]["records"] == len(lines)
 
-        runs = aim_runs(repo)
+        runs = aim_runs(repo) if (repo / ".aim").is_dir() else {}  # no run to write: no repo is created
         assert len(runs) == report["summary"]["runs_written"]
         points = 0
         for run in runs.values():
@@ -296,5 +304,5 @@ def test_the_terminal_report_names_each_coerced_record(tmp_path: Path, repo: Pat
     source = _jsonl(tmp_path / "log.jsonl", GOOD_A, '{"id": "s", "config": {"n": "\\ud800"}, "acc": 1}')
     result = run_cli("migrate", source, "--repo", repo)
     assert result.exit_code == 0
-    assert "1 records imported with values in storable form: 1 string with lone surrogates" in result.output
+    assert "1 record imported with values in storable form: 1 string with lone surrogates" in result.output
     assert "log.jsonl:2: 1 string with lone surrogates, each replaced by U+FFFD" in result.output
