@@ -67,11 +67,11 @@ def _unwrap(value, levels: int):
     return value
 
 
-def _assert_again_clean(source: Path, repo: Path, exit_code: int) -> None:
+def _assert_again_clean(source: Path, repo: Path, exit_code: int, *options: str | Path) -> None:
     """A second sync finds nothing to do; a second migrate reads everything again and writes nothing."""
-    code, again = _migrate(source, "--repo", repo, command="sync")
+    code, again = _migrate(source, "--repo", repo, *options, command="sync")
     assert code == 0 and again["summary"]["runs_written"] == 0 and again["invalid"] == []
-    code, again = _migrate(source, "--repo", repo)
+    code, again = _migrate(source, "--repo", repo, *options)
     assert code == exit_code and again["summary"]["runs_written"] == 0 and again["summary"]["new"] == 0
     _accounted(again)
 
@@ -150,6 +150,25 @@ def test_huge_ints_are_kept_as_their_digits(tmp_path: Path, repo: Path) -> None:
     assert runs["big80"]["hparams"]["n"] == str(2**80) and math.isnan(runs["big80"]["hparams"]["m"])
     assert runs["giant"]["hparams"]["g"] == "1" + "0" * 5000
     _assert_again_clean(source, repo, 0)
+
+
+def test_records_rewritten_by_a_mapping_get_the_same_storable_form(tmp_path: Path, repo: Path) -> None:
+    # The mapping rewrites records inside the reader; the storable form is made after it, for every reader.
+    mapping = Path(__file__).resolve().parent.parent / "fixtures" / "mappings" / "experiment_log.toml"
+    deep = _nested(2000)
+    poison = (
+        f'{{"experiment_id": "exp_9", "experiment_name": "sweep \\udc80", "config": {{"lr": 0.1, "x": {deep}}},'
+        ' "results": {"p10": 0.25}}'
+    )
+    source = _jsonl(tmp_path / "log.jsonl", poison)
+    code, report = _migrate(source, "--repo", repo, "--mapping", mapping)
+    assert code == 0, report["invalid"]
+    assert report["coerced_values"] == {"surrogate": 1, "deep": 1}
+    (run,) = aim_runs(repo).values()
+    assert run.experiment == "sweep \ufffd"
+    assert isinstance(_unwrap(run["hparams"]["x"], MAX_DEPTH - 2), str)
+    assert [p[1] for p in series(run)[("p10", ())]] == [0.25]
+    _assert_again_clean(source, repo, 0, "--mapping", mapping)
 
 
 def test_a_record_that_cannot_be_a_run_is_invalid_with_its_line(tmp_path: Path, repo: Path) -> None:
@@ -309,3 +328,80 @@ def test_the_terminal_report_names_each_coerced_record(tmp_path: Path, repo: Pat
     assert result.exit_code == 0
     assert "1 record imported with values in storable form: 1 string with lone surrogates" in result.output
     assert "log.jsonl:2: 1 string with lone surrogates, each replaced by U+FFFD" in result.output
+
+
+# -- the two pieces underneath, checked against the standard library -------------------------------
+
+
+def _same(a, b) -> bool:
+    """Equal as JSON values, with NaN equal to itself (a value read twice must compare equal)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_VALUES)
+def test_the_iterative_parser_reads_what_pythons_parser_reads(value) -> None:
+    from etl.readers.jsontext import _loads_iteratively
+
+    text = json.dumps(value)
+    assert _same(_loads_iteratively(text), json.loads(text))
+    assert _same(_loads_iteratively(text.encode()), json.loads(text.encode()))
+
+
+@pytest.mark.parametrize(
+    "text", ["[1,]", '{"a" 1}', '{"a":1', "", "[1] x", "{1:2}", '"\\x"', "\ufeff{}", "[nan]", "-", '{"a":1,}']
+)
+def test_the_iterative_parser_refuses_what_pythons_parser_refuses_with_its_message(text: str) -> None:
+    from etl.readers.jsontext import JSONError, _loads_iteratively
+
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(text)
+    with pytest.raises(JSONError) as got:
+        _loads_iteratively(text)
+    exc = expected.value
+    assert str(got.value) == f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_VALUES)
+def test_the_storable_form_is_what_aim_and_python_can_take(value) -> None:
+    from etl.storable import make_storable
+
+    stored, counts = make_storable(value)
+    text = json.dumps(stored, ensure_ascii=False)
+    text.encode("utf-8")  # no lone surrogate is left anywhere, keys included
+    if not counts:
+        assert stored is value  # a clean value is not copied
+    again, more = make_storable(stored)
+    assert not more and again is stored  # the storable form is a fixed point: the next run sees the same
+
+
+def test_the_storable_form_of_each_kind() -> None:
+    from etl.storable import IntText, make_storable, to_json_text
+
+    deep = deep_at(MAX_DEPTH + 5)  # levels 2 to MAX_DEPTH + 6 of `value`
+    value = {
+        "s": "a\ud800b",
+        "big": [2**63, -(2**63) - 1, 2**63 - 1, IntText("9" * 5000)],
+        "deep": deep,
+        "t": (1, 2),
+        "when": Path("x"),
+        "": 1,
+    }
+    stored, counts = make_storable(value, empty_key="(empty)")
+    assert counts == {"surrogate": 1, "big_int": 3, "deep": 1, "type": 1}
+    assert stored["s"] == "a\ufffdb" and stored["t"] == [1, 2] and stored["when"] == "x" and stored["(empty)"] == 1
+    assert stored["big"] == [str(2**63), str(-(2**63) - 1), 2**63 - 1, "9" * 5000]
+    assert type(stored["big"][3]) is str
+    inner = stored["deep"]
+    for _ in range(MAX_DEPTH - 2):  # down to level MAX_DEPTH, the last kept as a dict
+        inner = inner["k"]
+    assert inner == {"k": to_json_text(deep_at(6))}  # the 6 levels below it, as text
+    assert make_storable(value)[0][""] == 1  # the record keeps its empty key; only Aim's params rename it
+
+
+def deep_at(levels: int):
+    value = 1
+    for _ in range(levels):
+        value = {"k": value}
+    return value
