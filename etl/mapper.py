@@ -38,8 +38,7 @@ from etl.normalize import (
     VALUE,
     Frames,
 )
-
-_INT64 = 2**63
+from etl.storable import EMPTY_KEY, make_storable
 
 
 @dataclass(frozen=True)
@@ -130,18 +129,12 @@ def map_runs(frames: Frames, to_write: dict[str, tuple[str, str]], batch: str) -
 def sanitize(value: Any) -> Any:
     """Make a JSON value storable as an Aim param.
 
-    Aim raises OverflowError on ints beyond 64 bits: those are kept as strings. Dict keys are
-    kept as written (Aim accepts `@`, `.` and `/`), except the empty key, which Aim cannot store.
+    A record's values are storable already (`etl.storable`, when it was normalized); what is left
+    is the empty key, which Aim cannot store, renamed `(empty)`. Dict keys are otherwise kept as
+    written (Aim accepts `@`, `.` and `/`). Done by the same iterative walk, so a value that did
+    not come through normalization (a notebook's own frames) cannot recurse too deep here either.
     """
-    if isinstance(value, bool) or value is None or isinstance(value, float | str):
-        return value
-    if isinstance(value, int):
-        return value if -_INT64 <= value < _INT64 else str(value)
-    if isinstance(value, dict):
-        return {(k if k else "(empty)"): sanitize(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [sanitize(v) for v in value]
-    return str(value)
+    return make_storable(value, empty_key=EMPTY_KEY)[0]
 
 
 def _series_by_run(metrics: pd.DataFrame, keys: set[str]) -> dict[str, tuple[MetricSeries, ...]]:

@@ -10,6 +10,7 @@ reports it as a duplicate.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ from etl.dating import FileDates, date_run, file_dates, record_duration
 from etl.errors import BadRecord
 from etl.interpret import FieldRules, NotAnExperiment, interpret
 from etl.readers.record import Record
+from etl.storable import EMPTY_KEY, describe, make_storable
 
 RUN_KEY = "run_key"
 CONTENT_HASH = "content_hash"
@@ -69,6 +71,19 @@ class SkippedRecord:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class CoercedRecord:
+    """A record imported with some values in their nearest storable form (`etl.storable`)."""
+
+    source: str
+    locator: str
+    counts: dict[str, int]
+
+    @property
+    def reason(self) -> str:
+        return describe(self.counts)
+
+
 @dataclass
 class Frames:
     runs: pd.DataFrame
@@ -83,6 +98,10 @@ class Frames:
     identities: dict[str, tuple[str | None, int]] = field(default_factory=dict)
     # run_key -> points its reader resolved itself (a later value at one step), for the report
     replaced_points: dict[str, int] = field(default_factory=dict)
+    # Records that could not be read into a run at all (not even in storable form), with why.
+    invalid: list[SkippedRecord] = field(default_factory=list)
+    # Records imported with values changed to be storable, and how many of each kind.
+    coerced: list[CoercedRecord] = field(default_factory=list)
 
 
 def content_hash(record: Record, rules: FieldRules, overrides: dict[str, str] | None = None) -> str:
@@ -133,15 +152,31 @@ class Normalizer:
         skipped: list[SkippedRecord] = []
         reruns: list[SkippedRecord] = []
         replaced: dict[str, int] = {}
+        invalid: list[SkippedRecord] = []
+        coerced: list[CoercedRecord] = []
         identities: dict[str, tuple[str | None, int]] = {}
         naive = 0
         for record in records:
+            # Every reader's records pass here, so this is where a value Aim cannot hold (a lone
+            # surrogate, a 2**80 int, 3,000 levels of nesting) gets its storable form, before
+            # anything walks it: the content hash is then of what is stored, the same on every run.
+            record, counts = _storable(record)
+            if counts:
+                coerced.append(CoercedRecord(record.source, record.locator, dict(counts)))
             try:
                 item = interpret(record, self.rules)
+                digest = content_hash(record, self.rules, item.overrides)
+                problem = _unstorable_point(item.points)
             except NotAnExperiment as exc:
                 skipped.append(SkippedRecord(record.source, record.locator, str(exc)))
                 continue
-            digest = content_hash(record, self.rules, item.overrides)
+            except Exception as exc:  # noqa: BLE001 - one record's surprise must not end the import
+                # A shape the interpreter did not foresee is this record's problem, reported with
+                # its place like an unparseable line; a bug shows there too, and the rest goes on.
+                problem = f"could not be read as a run: {type(exc).__name__}: {exc}"
+            if problem:
+                invalid.append(SkippedRecord(record.source, record.locator, problem))
+                continue
             # The key is scoped by the record's file, unless its reader names a steadier scope (a
             # checkpoint-only Trainer folder: the output folder, whichever checkpoint is newest).
             key, occurrence = self.run_key(record.key_source or record.source, item.record_id, digest)
@@ -183,13 +218,23 @@ class Normalizer:
             )
             for name, context, step, epoch, value, time in item.points:
                 points[RUN_KEY].append(key)
-                points[NAME].append(name)
+                points[NAME].append(name or EMPTY_KEY)  # a series named "" breaks Aim's later reads
                 points[CONTEXT].append(context)
                 points[STEP].append(step)
                 points[EPOCH].append(epoch)
                 points[VALUE].append(value)
                 points[TIME].append(time)
-        return Frames(_runs_frame(runs), _metrics_frame(points), skipped, naive, reruns, identities, replaced)
+        return Frames(
+            _runs_frame(runs),
+            _metrics_frame(points),
+            skipped,
+            naive,
+            reruns,
+            identities,
+            replaced_points=replaced,
+            invalid=invalid,
+            coerced=coerced,
+        )
 
 
 def readable_name(record: Record) -> str:
@@ -208,6 +253,35 @@ def readable_name(record: Record) -> str:
     elif locator.startswith("$"):
         locator = locator[1:]
     return f"{stem}:{locator}" if locator else stem
+
+
+def _storable(record: Record) -> tuple[Record, dict[str, int]]:
+    """The record with its data and the document around it in storable form, and what was changed."""
+    data, counts = make_storable(record.data)
+    parent, parent_counts = make_storable(record.parent) if record.parent else (record.parent, None)
+    if parent_counts:
+        counts.update(parent_counts)
+    if not counts:
+        return record, counts
+    return dataclasses.replace(record, data=data, parent=parent), counts
+
+
+_INT64 = 2**63
+
+
+def _unstorable_point(points: list[tuple]) -> str | None:
+    """Why a point cannot be a row of the int64 step/epoch columns (Aim keeps steps as int64), or None.
+
+    A step read from a float field (`"step": 1e300`) can be any size; one such point would make the
+    whole chunk's frame fail, so its record is reported instead.
+    """
+    for name, _, step, epoch, _, _ in points:
+        for field_name, number in (("step", step), ("epoch", epoch)):
+            if number is not None and not -_INT64 <= number < _INT64:
+                digits = str(number)
+                shown = digits if len(digits) < 25 else f"{digits[:8]}... ({len(digits)} digits)"
+                return f"metric {name!r}: {field_name} {shown} is beyond 64 bits, which Aim cannot store"
+    return None
 
 
 def _runs_frame(rows: list[tuple]) -> pd.DataFrame:
@@ -260,7 +334,9 @@ def concat(frames: list[Frames]) -> Frames:
         reruns=[r for f in frames for r in f.reruns],
         identities={k: v for f in frames for k, v in f.identities.items()},
         replaced_points={k: v for f in frames for k, v in f.replaced_points.items()},
+        invalid=[i for f in frames for i in f.invalid],
+        coerced=[c for f in frames for c in f.coerced],
     )
 
 
-__all__ = ["BadRecord", "Frames", "Normalizer", "SkippedRecord", "concat", "content_hash"]
+__all__ = ["BadRecord", "CoercedRecord", "Frames", "Normalizer", "SkippedRecord", "concat", "content_hash"]

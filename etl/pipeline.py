@@ -311,7 +311,7 @@ class _Job:
         if self.governance is not None:
             specs, rejected = self._check(specs)
         if writing:
-            self._write(specs, rejected)
+            self._write(specs, rejected, {p.run_key: p.action for p in plan.runs if p.write})
         self._tick()
 
     def _check(self, specs: list) -> tuple[list, list]:
@@ -341,7 +341,7 @@ class _Job:
         if self.progress is not None:
             self.progress(Progress(self.records, self.live_runs, self.live_points, time.monotonic() - self.started))
 
-    def _write(self, specs: list, rejected: list) -> None:
+    def _write(self, specs: list, rejected: list, actions: dict[str, str]) -> None:
         if rejected:
             # Held in the ledger, not in Aim: the next import that reads the record checks it again.
             self.ledger.record((_entry(s, REJECTED) for s in rejected), self.report.batch)
@@ -353,6 +353,10 @@ class _Job:
         except Exception as exc:  # noqa: BLE001 - reported with what was committed, then re-raised
             raise StageFailed("write", exc, self.report.runs_written) from exc
         self.ledger.record((_entry(s, DONE) for s in (*result.written, *result.already_present)), self.report.batch)
+        for spec, reason in result.failed:
+            # Removed from Aim again and left `writing` in the ledger, never `done`: the next import
+            # that reads the record tries it again, and reports it again if Aim still refuses it.
+            self.report.add_write_failed(spec.source, spec.locator, actions.get(spec.run_key, "new"), reason)
         for spec in result.already_present:
             # In the repo already with this content (the ledger had been lost): nothing written.
             stats = self.report.files[spec.source]

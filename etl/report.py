@@ -19,6 +19,7 @@ from etl.governance.report import GovernanceReport, render_markdown, report_docu
 from etl.governance.report import render_text as render_governance_text
 from etl.normalize import CONTEXT, HPARAMS, LOCATOR, META, NAME, RUN_KEY, SOURCE, STEP, TIME_SOURCE, Frames
 from etl.plan import ACTIONS, CHANGED, DUPLICATE, NEW, UNCHANGED, SyncPlan
+from etl.storable import KINDS, describe
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -55,6 +56,8 @@ class FileStats:
     # params or meta: a file whose results all land in params shows here as "0 metrics"
     metric_numbers: int = 0
     param_numbers: int = 0
+    # records imported with some values in their nearest storable form (counted in `new` etc. too)
+    coerced: int = 0
     # how the file was read: read (first time), re-read (changed: read in full), appended (read
     # from its cursor), unchanged (not read at all); skipped when no reader took it
     mode: str = "read"
@@ -84,6 +87,9 @@ class SyncReport:
     reruns: list[Issue] = field(default_factory=list)
     # torn last lines a sync left for next time (a writer may still be writing them)
     pending: list[Issue] = field(default_factory=list)
+    # records imported with values changed to be storable (`etl.storable`), and the values by kind
+    coerced: list[Issue] = field(default_factory=list)
+    coerced_values: Counter = field(default_factory=Counter)
     runs_written: int = 0
     points_written: int = 0
     rejected: int = 0
@@ -128,7 +134,20 @@ class SyncReport:
         """A run `--strict` kept out of Aim; it stays counted under its plan action (new, changed)."""
         self.rejected += 1
 
+    def add_write_failed(self, source: str, locator: str, action: str, reason: str) -> None:
+        """A run Aim refused (and that was removed again): invalid instead of its planned action."""
+        self.invalid.append(Issue(source, locator, reason))
+        stats = self.file(source, None)
+        setattr(stats, action, getattr(stats, action) - 1)
+        stats.invalid += 1
+
     def add_chunk(self, frames: Frames, plan: SyncPlan) -> None:
+        for item in frames.invalid:
+            self.add_invalid(item.source, item.locator, item.reason)
+        for item in frames.coerced:
+            self.coerced.append(Issue(item.source, item.locator, item.reason))
+            self.coerced_values.update(item.counts)
+            self.files[item.source].coerced += 1
         for item in frames.skipped:
             self.skipped.append(Issue(item.source, item.locator, item.reason))
             stats = self.files[item.source]
@@ -178,6 +197,7 @@ class SyncReport:
             **counts,
             "skipped": len(self.skipped),
             "invalid": len(self.invalid),
+            "coerced": len(self.coerced),
             "runs_written": self.runs_written,
             "points_written": self.points_written,
             **({"rejected": self.rejected} if self.governance is not None else {}),
@@ -206,6 +226,8 @@ class SyncReport:
             "duplicates": [i.as_dict() for i in self.duplicates],
             "reruns": [i.as_dict() for i in self.reruns],
             "pending": [i.as_dict() for i in self.pending],
+            "coerced": [i.as_dict() for i in self.coerced],
+            "coerced_values": {k: self.coerced_values[k] for k in KINDS if self.coerced_values[k]},
             "hparams": {
                 key: {"types": dict(kinds), "varies": len(kinds) > 1}
                 for key, kinds in sorted(self.hparam_types.items())
@@ -229,17 +251,19 @@ class SyncReport:
         if self.naive_timestamps:
             out += [f"{self.naive_timestamps} timestamps had no timezone and were read as {self.timezone}.", ""]
         out += [line + "." for line in self._dating_lines()] + [""] if self.time_sources else []
+        if self.coerced:
+            out += [f"{self._coerced_records()} imported with values in storable form: {self._coerced()}.", ""]
         out += [
             "## Files",
             "",
-            "| file | format | records | new | changed | unchanged | duplicate | invalid | skipped "
+            "| file | format | records | new | changed | unchanged | duplicate | invalid | skipped | coerced "
             "| numbers as metrics | as params/meta |",
         ]
-        out += ["|---|---|---|---|---|---|---|---|---|---|---|"]
+        out += ["|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for f in sorted(self.files.values(), key=lambda f: f.source):
             out.append(
                 f"| `{_md(_shown(f.source))}` | {_md(_shown_reader(f))} | {f.records} | {f.new} | {f.changed} "
-                f"| {f.unchanged} | {f.duplicate} | {f.invalid} | {f.skipped} | {f.metric_numbers} "
+                f"| {f.unchanged} | {f.duplicate} | {f.invalid} | {f.skipped} | {f.coerced} | {f.metric_numbers} "
                 f"| {f.param_numbers} |"
             )
         for title, issues in (
@@ -249,6 +273,7 @@ class SyncReport:
             ("Re-runs", self.reruns),
             ("Pending (torn last lines, for the next sync)", self.pending),
             ("Runs with no metric", self.no_metric),
+            ("Coerced (imported with values in storable form)", self.coerced),
         ):
             if issues:
                 out += ["", f"## {title}", ""]
@@ -277,11 +302,13 @@ class SyncReport:
         if self.naive_timestamps:
             out.append(f"{self.naive_timestamps} timestamps had no timezone and were read as {self.timezone}")
         out += self._dating_lines()
+        if self.coerced:
+            out.append(f"{self._coerced_records()} imported with values in storable form: {self._coerced()}")
         width = max((len(_shown(f.source)) for f in self.files.values()), default=10)
         # The reader column comes second so that a skipped file's reason, which can be long, ends its row.
         fmt = max((len(f.format) for f in self.files.values() if f.format), default=0)
         fmt = max(fmt, len("format"))
-        counts = "records  new  changed  unchanged  dup  invalid  skipped  numbers: metrics/params"
+        counts = "records  new  changed  unchanged  dup  invalid  skipped  coerced  numbers: metrics/params"
         out.append(f"{'file':<{width}}  {'format':<{fmt}}  {'read':<9}  {counts}")
         # By path, so a folder's files (a run's primary file and the ones read with it) sit together.
         for f in sorted(self.files.values(), key=lambda f: f.source):
@@ -290,7 +317,7 @@ class SyncReport:
                 continue
             out.append(
                 f"{_shown(f.source):<{width}}  {f.format:<{fmt}}  {f.mode:<9}  {f.records:>7}  {f.new:>3}  "
-                f"{f.changed:>7}  {f.unchanged:>9}  {f.duplicate:>3}  {f.invalid:>7}  {f.skipped:>7}  "
+                f"{f.changed:>7}  {f.unchanged:>9}  {f.duplicate:>3}  {f.invalid:>7}  {f.skipped:>7}  {f.coerced:>7}  "
                 f"{f.metric_numbers:>7}/{f.param_numbers}"
             )
         # Files no reader took have their reason in their row already; listed again, they would crowd
@@ -304,6 +331,7 @@ class SyncReport:
             ("re-runs", self.reruns),
             ("pending (torn last lines, for the next sync)", self.pending),
             ("runs with no metric", self.no_metric),
+            ("coerced (imported with values in storable form)", self.coerced),
         ):
             if issues:
                 out.append(f"{title}:")
@@ -324,6 +352,12 @@ class SyncReport:
             out.append(render_governance_text(self.governance, limit=limit))
         return "\n".join(out)
 
+
+    def _coerced(self) -> str:
+        return describe(self.coerced_values)
+
+    def _coerced_records(self) -> str:
+        return "1 record" if len(self.coerced) == 1 else f"{len(self.coerced)} records"
 
     def _dating_lines(self) -> list[str]:
         """How the runs were dated, and a plain warning when some carry the import time."""
