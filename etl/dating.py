@@ -128,6 +128,14 @@ def record_duration(data: dict[str, Any]) -> float | None:
     return None
 
 
+def _shifted(when: dt.datetime, seconds: float) -> dt.datetime | None:
+    """`when` moved by `seconds`, or None when that leaves the calendar (a duration of 1e300 s)."""
+    try:
+        return when + dt.timedelta(seconds=seconds)
+    except OverflowError:
+        return None
+
+
 def date_run(
     created: dt.datetime | None,
     ended: dt.datetime | None,
@@ -143,10 +151,11 @@ def date_run(
         return dt.datetime.fromtimestamp(min(times), tz=dt.UTC), ended, POINT_TIMES
     if dates.named is not None:
         if ended is None and duration is not None:
-            ended = dates.named + dt.timedelta(seconds=duration)
+            ended = _shifted(dates.named, duration)
         return dates.named, ended, dates.named_by or FILE_NAME
     if dates.modified is not None:
-        if duration is not None:
-            return dates.modified - dt.timedelta(seconds=duration), ended or dates.modified, DURATION
+        started = _shifted(dates.modified, -duration) if duration is not None else None
+        if started is not None:
+            return started, ended or dates.modified, DURATION
         return dates.modified, ended, MODIFIED
     return None, ended, IMPORT

@@ -1027,7 +1027,10 @@ def _end_time(
     for name in duration_fields:
         key = keys.get(name.lower())
         if key is not None and _is_number(data[key]) and math.isfinite(data[key]) and data[key] >= 0:
-            return created + dt.timedelta(seconds=float(data[key]))
+            try:
+                return created + dt.timedelta(seconds=float(data[key]))
+            except OverflowError:  # `duration_s: 1e300`: no end can be that far; not an end time
+                return None
     return None
 
 

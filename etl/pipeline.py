@@ -252,8 +252,14 @@ class _Job:
         or None when the file could not be read to its end."""
         chunk: list[Record] = []
         end = (offset, line)
+        stopped: list[BaseException] = []
         try:
-            for item in read_file(source, keyed=keyed, start_offset=offset, start_line=line, mapping=self.mapping):
+            items = _guarded(
+                lambda: read_file(source, keyed=keyed, start_offset=offset, start_line=line, mapping=self.mapping),
+                source,
+                stopped,
+            )
+            for item in items:
                 if isinstance(item, BadRecord):
                     if item.torn and self.incremental:
                         self.report.add_pending(item.source, item.locator, "torn last line, left for the next sync")
@@ -273,6 +279,8 @@ class _Job:
             return None
         if chunk:
             self._process(chunk, source.path)
+        if stopped:
+            return None  # not read to its end: no cursor, so the next sync tries the file again
         if source.format != JSONL:
             return source.path.stat().st_size, 0
         return end
@@ -364,6 +372,27 @@ class _Job:
             stats.unchanged += 1
         self.report.runs_written += len(result.written)
         self.report.points_written += result.points
+
+
+def _guarded(
+    read: Callable[[], Iterator[Record | BadRecord]], source: SourceFile, stopped: list[BaseException]
+) -> Iterator[Record | BadRecord]:
+    """A reader's records; should the reader itself fail (a shape it did not foresee), the file is
+    reported invalid from there and the import goes on with the other files. Only the reader's own
+    steps are guarded: a failure to write is not a file's problem and still stops the import."""
+    try:
+        iterator = iter(read())
+        while True:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            yield item
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported with its file; the other files go on
+        stopped.append(exc)
+        yield BadRecord(source.source, "file", f"the {source.format} reader stopped: {type(exc).__name__}: {exc}")
 
 
 def _resume_from(source: SourceFile, cursor: Cursor | None, stat: os.stat_result, reading: str) -> Cursor | None:

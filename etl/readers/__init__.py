@@ -6,6 +6,7 @@ caller forces one. Adding a format is a module here and a row in `READERS`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -82,12 +83,13 @@ def source_name(path: Path, base: Path | None) -> str:
     and run keys built from it survive a change of working directory.
     """
     resolved = path.resolve()
+    name = resolved.as_posix()
     if base is not None:
-        try:
-            return resolved.relative_to(base.resolve()).as_posix()
-        except ValueError:
-            pass
-    return resolved.as_posix()
+        with contextlib.suppress(ValueError):  # not under base: the absolute name
+            name = resolved.relative_to(base.resolve()).as_posix()
+    # A name that is not UTF-8 (bytes Python keeps as lone surrogates) cannot go into the ledger,
+    # the report's JSON or an Aim param: its odd bytes are written as `\xff` escapes instead.
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def find_sources(

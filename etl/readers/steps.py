@@ -306,12 +306,19 @@ def flatten_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _flatten_into(out: dict[str, Any], prefix: str, value: dict[str, Any], sep: str) -> None:
-    for key, inner in value.items():
-        name = f"{prefix}{sep}{key}"
-        if isinstance(inner, dict):
-            _flatten_into(out, name, inner, "/")
-        else:
-            out[name] = inner
+    """Iteratively, in the dict's order: a line nested thousands of levels deep must not end the
+    import with a RecursionError (the interpreter then keeps a too-deep value as its JSON text)."""
+    stack = [(prefix, value, sep)]
+    while stack:
+        prefix, value, sep = stack.pop()
+        nested = []
+        for key, inner in value.items():
+            name = f"{prefix}{sep}{key}"
+            if isinstance(inner, dict):
+                nested.append((name, inner, "/"))
+            else:
+                out[name] = inner
+        stack.extend(reversed(nested))
 
 
 def replaced_points(rows: list[dict[str, Any]]) -> int:
