@@ -13,7 +13,8 @@ wins) that `FieldRules` lets a caller change:
 - hparams: the `config` / `hparams` / `params` / `args` section: declared configuration, never
   searched for results;
 - history: `history` / `per_epoch` / ... : lists become series (step = epoch = index), or a list of
-  per-epoch dicts becomes points with their own `step`/`epoch`/`timestamp`;
+  per-epoch dicts becomes points with their own `step`/`epoch`/`timestamp`, and their own Aim
+  context when a row carries a `context` dict of strings (what `aim-etl export` writes);
 - tags: `tags`, `tag`, `labels`, `keywords`.
 
 Results are metrics, wherever a record keeps them; an hparam is a number that configures the run.
@@ -865,13 +866,19 @@ class _Points:
                         time = when.timestamp()
                         break
             skip = {lowered.get(n) for n in (*_STEP_FIELDS, *_POINT_TIME_FIELDS)}
+            # A row's own `context` (a dict of strings, as `aim-etl export` writes each point's Aim
+            # context) is its points' context, over the section's.
+            own = row.get("context")
+            row_context = context
+            if isinstance(own, dict) and all(isinstance(v, str) for v in own.values()):
+                row_context = {**context, **own}
             for key, value in row.items():
                 number = _number(value)
                 if key in skip or number is None:
                     continue
                 if key.lower() == "epoch" and not isinstance(value, float):
                     continue
-                self.add(key, context, step, epoch, number, time)
+                self.add(key, row_context, step, epoch, number, time)
         return None
 
 

@@ -62,3 +62,22 @@ def test_a_step_log_resumed_at_an_earlier_step_counts_what_its_later_lines_repla
     assert json.loads(report_path.read_text())["replaced_points"] == 2
     (run,) = aim_runs(repo).values()
     assert [(s, v) for s, v, *_ in series(run)[("loss", ())]][-2:] == [(4, 0.5), (5, 0.4)]
+
+
+def test_a_history_row_with_its_own_context_gives_its_points_that_context(tmp_path, repo):
+    log = _write(
+        tmp_path / "exported.jsonl",
+        [
+            {
+                "run_id": "a",
+                "history": [
+                    {"step": 1, "epoch": 0, "context": {"subset": "val"}, "loss": 0.5},
+                    {"step": 1, "epoch": 0, "loss": 0.7},
+                ],
+            }
+        ],
+    )
+    assert run_cli("migrate", log, "--repo", repo, "-q").exit_code == 0
+    (run,) = aim_runs(repo).values()
+    got = {key: [(s, v) for s, v, *_ in points] for key, points in series(run).items()}
+    assert got == {("loss", (("subset", "val"),)): [(1, 0.5)], ("loss", ()): [(1, 0.7)]}
