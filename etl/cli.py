@@ -590,6 +590,35 @@ def verify(sources, repo, ledger, deep, report_path, quiet, **options) -> None:
         raise Different("Aim and the sources differ; see the report")
 
 
+@cli.command()
+@repo_option
+@click.option("--query", help='AimQL: export only the runs it matches, e.g. \'run.experiment == "cifar"\'.')
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to write.")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: runs.jsonl, one EXPERIMENT_LOG record per run (migrate reads it back); csv: runs.csv + metrics.csv.",
+)
+@_library_errors
+def export(repo, query, to, format_) -> None:
+    """Write the runs of an Aim repo (imported or logged live) to files, one run at a time.
+
+    The JSONL export holds each run's experiment, name, times, hparams (as `config`), tags, meta
+    and every point (step, epoch, time, context): `migrate` of it into an empty repo gives the same runs.
+    """
+    from etl.export import write_export
+
+    try:
+        summary = write_export(repo, to, query=query, format=format_)
+    except SyntaxError as exc:
+        detail = exc.msg[0] if isinstance(exc.msg, tuple) and exc.msg else exc.msg
+        raise click.BadParameter(f"{query!r} is not valid AimQL: {detail}", param_hint="--query") from None
+    click.echo(f"exported {summary.runs} runs, {summary.points} points: {', '.join(summary.files)}")
+
+
 def main() -> None:
     cli(prog_name="aim-etl")
 

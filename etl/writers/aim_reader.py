@@ -48,7 +48,7 @@ class StoredRun:
 
 def context_key(context: dict[str, Any]) -> str:
     """Canonical JSON of a context: the same dict from the sources and from Aim gives the same text."""
-    return json.dumps(context, sort_keys=True, separators=(",", ":"))
+    return json.dumps(context, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 class AimReader:
