@@ -150,3 +150,10 @@ def test_whole_corpus_migrated_then_verified_is_all_equal(corpus, tmp_path):
     assert result.exit_code == 0
     summary = report["summary"]
     assert summary["runs_checked"] == summary["equal"] == len(aim_runs(repo)) > 400
+
+
+def test_verify_without_a_repo_fails_with_the_reason_and_creates_nothing(tmp_path):
+    result = run_cli("verify", LOG, "--repo", tmp_path / "nothing")
+    assert result.exit_code == 1
+    assert "no Aim repo here" in result.output
+    assert not (tmp_path / "nothing").exists()
