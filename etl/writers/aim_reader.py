@@ -64,6 +64,8 @@ class AimReader:
         if refresh and aim_adapter.refresh_index(repo):
             repo = Repo(str(root))
         self.repo = repo
+        self._index_tree = None
+        self._run_props: dict[str, Any] | None = None
 
     def run_hashes(self) -> list[str]:
         """Every run with data in the repo, indexed or not (read from the chunk folders, not the index)."""
@@ -83,37 +85,55 @@ class AimReader:
         return aim_adapter.read_provenance(self.repo, run_hash)
 
     def run(self, run_hash: str) -> StoredRun | None:
-        """The run's params, tags, times and series summaries; None when the repo does not have it."""
-        if not aim_adapter.run_exists(self.repo, run_hash):
+        """The run's params, tags, times and series summaries; None when the repo does not have it.
+
+        Read from the repo's index tree and one query of the structured DB for all runs, not by
+        opening a `Run`: opening one costs ~6 ms (a container per run), the index ~0.7 ms.
+        """
+        props = self._props().get(run_hash)
+        if props is None or not aim_adapter.run_exists(self.repo, run_hash):
             return None
         try:
-            run = Run(run_hash, repo=self.repo, read_only=True)
-        except Exception:  # noqa: BLE001 - a half-written or unindexed run reads as absent
+            tree = self._index().subtree(("chunks", run_hash))
+            attrs = tree.subtree("attrs")
+            contexts = _collect(tree, "contexts") or {}
+            traces = _collect(tree, "traces") or {}
+            end_time = _collect(tree, "end_time")
+            hparams, meta, provenance = (_collect_dict(attrs, key) for key in ("hparams", "meta", "etl"))
+        except Exception:  # noqa: BLE001 - a half-written run missing from the index reads as absent
             return None
-        tree = run.meta_run_tree
-        contexts = _collect(tree, "contexts") or {}
         summaries: dict[SeriesKey, dict[str, Any]] = {}
         context_of: dict[SeriesKey, dict[str, Any]] = {}
-        for ctx_id, by_name in (_collect(tree, "traces") or {}).items():
+        for ctx_id, by_name in traces.items():
             context = contexts.get(ctx_id, {})
             for name, summary in by_name.items():
                 key = (name, context_key(context))
                 summaries[key] = summary
                 context_of[key] = context
-        props = run.props
         return StoredRun(
             run_hash=run_hash,
-            experiment=run.experiment,
-            name=run.name,
+            experiment=props.experiment,
+            name=props.name,
             tags=tuple(t if isinstance(t, str) else t.name for t in props.tags),
-            hparams=_collect_attr(run, "hparams"),
-            meta=_collect_attr(run, "meta"),
-            provenance=_collect_attr(run, "etl") or None,
-            creation_time=run.creation_time,
-            end_time=_collect(tree, "end_time"),
+            hparams=hparams,
+            meta=meta,
+            provenance=provenance or None,
+            creation_time=props.creation_time,
+            end_time=end_time,
             summaries=summaries,
             contexts=context_of,
         )
+
+    def _index(self):
+        if self._index_tree is None:
+            self._index_tree = self.repo.request_tree("meta", read_only=True).subtree("meta")
+        return self._index_tree
+
+    def _props(self) -> dict[str, Any]:
+        """Name, experiment, tags and creation time of every run, from one query of the structured DB."""
+        if self._run_props is None:
+            self._run_props = {props.hash: props for props in self.repo.structured_db.runs()}
+        return self._run_props
 
     def series(self, run_hash: str) -> dict[SeriesKey, StoredSeries]:
         """Every point of every series of the run, sorted by step."""
@@ -138,9 +158,8 @@ def _collect(tree, key: str) -> Any:
         return None
 
 
-def _collect_attr(run: Run, key: str) -> dict[str, Any]:
-    try:
-        value = run[key]
-    except KeyError:
+def _collect_dict(attrs, key: str) -> dict[str, Any]:
+    value = _collect(attrs, key)
+    if value is None:
         return {}
     return value if isinstance(value, dict) else {"": value}
