@@ -139,7 +139,12 @@ class AimReader:
         """Every point of every series of the run, sorted by step."""
         run = Run(run_hash, repo=self.repo, read_only=True)
         out: dict[SeriesKey, StoredSeries] = {}
-        for metric in run.metrics():
+        # Not `run.metrics()`: it reloads every run's props from the structured DB on each call,
+        # which made reading N runs cost O(N^2) (170 ms a run at 2,000 runs, 20 ms at 300).
+        for name, context, _ in run.iter_sequence_info_by_type(("float", "int", "number")):
+            metric = run.get_metric(name, context)
+            if metric is None:
+                continue
             steps, (values, epochs, times) = metric.data.items_list()
             points = sorted(zip(steps, values, epochs, times, strict=True), key=lambda p: p[0])
             out[(metric.name, context_key(metric.context.to_dict()))] = StoredSeries(
