@@ -37,7 +37,7 @@ from etl.errors import BadRecord, EtlError
 from etl.interpret import FieldRules
 from etl.ledger import REJECTED, Ledger, LedgerSnapshot, default_ledger_path
 from etl.mapper import MetricSeries, RunSpec, map_runs
-from etl.normalize import Normalizer
+from etl.normalize import CONTEXT, EPOCH, LOCATOR, NAME, RUN_KEY, SOURCE, STEP, TIME, VALUE, Normalizer
 from etl.pipeline import DEFAULT_CHUNK_SIZE, guided
 from etl.plan import DUPLICATE, Planner
 from etl.readers import KEYED_AS_RUNS, Mapping, Record, SourceFile, find_sources, read_file
@@ -58,6 +58,8 @@ _EDITABLE = frozenset({"experiment", "name", "tags"})
 _GOVERNANCE_TAG = "validation:"
 # Per series and field, the differing points listed one by one before the rest are only counted.
 _POINTS_LISTED = 10
+_RULE_LAST_VALUE = "a step logged twice keeps its last value (mapper), as Aim keys a point by its step"
+_RULE_READER = "the reader kept a later value logged at the same step"
 # Skipped records were already listed by the import's report; the terminal shows the first few.
 _SKIPPED_LISTED = 10
 
@@ -91,6 +93,8 @@ class VerifyReport:
     skipped_records: list[tuple[str, str, str]] = field(default_factory=list)
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
     rejected: int = 0
+    # (source, locator, points, rule): source numbers no run holds, and the rule that dropped them
+    overwritten: list[tuple[str, str, int, str]] = field(default_factory=list)
     series_loaded: int = 0
     differences: list[Difference] = field(default_factory=list)
     seconds: float = 0.0
@@ -110,6 +114,7 @@ class VerifyReport:
             "duplicates": self.duplicates,
             "skipped_records": len(self.skipped_records),
             "rejected_by_rules": self.rejected,
+            "points_overwritten": sum(n for _, _, n, _ in self.overwritten),
             "series_loaded": self.series_loaded,
         }
 
@@ -121,7 +126,8 @@ class VerifyReport:
             f"{s['gone_from_sources']} gone from the sources, {s['edited_in_aim']} edited in Aim "
             f"({self.seconds:.1f}s)",
             f"accounted: {s['duplicates']} duplicates, {s['skipped_records']} skipped records, "
-            f"{s['rejected_by_rules']} rejected by rules; {s['series_loaded']} series loaded",
+            f"{s['rejected_by_rules']} rejected by rules, {s['points_overwritten']} source points overwritten "
+            f"by a later value at their step; {s['series_loaded']} series loaded",
         ]
         shown = self.differences if limit is None else self.differences[:limit]
         for d in shown:
@@ -146,6 +152,9 @@ class VerifyReport:
             "differences": [{**asdict(d), "place": d.place} for d in self.differences],
             "skipped_records": [{"source": s, "locator": loc, "reason": r} for s, loc, r in self.skipped_records],
             "skipped_files": [{"source": s, "reason": r} for s, r in self.skipped_files],
+            "overwritten": [
+                {"source": s, "locator": loc, "points": n, "rule": rule} for s, loc, n, rule in self.overwritten
+            ],
         }
         return json.dumps(payload, indent=2, default=_show)
 
@@ -241,7 +250,9 @@ def _specs(
         report.skipped_records += [(s.source, s.locator, s.reason) for s in frames.skipped]
         plan = planner.plan(frames.runs)
         report.duplicates += plan.count(DUPLICATE)
-        yield from map_runs(frames, plan.to_write(), "verify")
+        to_write = plan.to_write()
+        _count_overwritten(frames, to_write, report)
+        yield from map_runs(frames, to_write, "verify")
 
     for source in files:
         chunk: list[Record] = []
@@ -259,6 +270,26 @@ def _specs(
             continue
         if chunk:
             yield from process(chunk, source.path)
+
+
+def _count_overwritten(frames, to_write: dict, report: VerifyReport) -> None:
+    """Source numbers that are in no run, by the rule that dropped them: a step logged twice keeps
+    its last value (the mapper's rule, as Aim itself keys a point by its step), and values a reader
+    resolved itself (a later value at one step)."""
+    metrics = frames.metrics
+    places = dict(zip(frames.runs[RUN_KEY], zip(frames.runs[SOURCE], frames.runs[LOCATOR], strict=True), strict=True))
+    if not metrics.empty:
+        wanted = metrics[metrics[RUN_KEY].isin(set(to_write))]
+        # The same point twice (an exact duplicate line shares its original's key) loses nothing.
+        wanted = wanted.drop_duplicates([RUN_KEY, NAME, CONTEXT, STEP, EPOCH, VALUE, TIME])
+        repeated = wanted[wanted.duplicated([RUN_KEY, NAME, CONTEXT, STEP], keep="last")]
+        for key, count in repeated.groupby(RUN_KEY).size().items():
+            source, locator = places[key]
+            report.overwritten.append((source, locator, int(count), _RULE_LAST_VALUE))
+    for key, count in frames.replaced_points.items():
+        if key in to_write and count:
+            source, locator = places[key]
+            report.overwritten.append((source, locator, int(count), _RULE_READER))
 
 
 class _Checker:

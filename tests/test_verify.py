@@ -157,3 +157,27 @@ def test_verify_without_a_repo_fails_with_the_reason_and_creates_nothing(tmp_pat
     assert result.exit_code == 1
     assert "no Aim repo here" in result.output
     assert not (tmp_path / "nothing").exists()
+
+
+def test_a_step_logged_twice_is_equal_and_its_overwritten_value_is_accounted_with_its_rule(tmp_path):
+    repo = tmp_path / "repo"
+    log = repo / "resumed.jsonl"
+    log.parent.mkdir(parents=True)
+    # A trainer resumed from a checkpoint logs step 1 again: Aim keeps one point per step.
+    record = {
+        "run_id": "r1",
+        "config": {"lr": 0.1},
+        "history": [{"step": 0, "loss": 1.0}, {"step": 1, "loss": 0.9}, {"step": 1, "loss": 0.8}],
+    }
+    log.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    assert run_cli("migrate", log, "--repo", repo, "-q").exit_code == 0
+    report_path = tmp_path / "verify.json"
+    assert run_cli("verify", log, "--repo", repo, "--deep", "--report", report_path).exit_code == 0
+    report = _report(report_path)
+    assert report["summary"]["equal"] == 1 and report["summary"]["points_overwritten"] == 1
+    [dropped] = report["overwritten"]
+    assert (dropped["source"], dropped["locator"], dropped["points"]) == ("resumed.jsonl", "line 1", 1)
+    assert "keeps its last value" in dropped["rule"]
+    [run] = aim_runs(repo).values()
+    [metric] = list(run.metrics())
+    assert metric.data.items_list()[1][0] == [1.0, 0.8]
