@@ -2,7 +2,7 @@
 
 Exit codes: 0 all done; 3 done, but some records or files were invalid (all are in the report);
 4 a run failed the governance rules at the --fail-on level; 5 another aim-etl holds the repo (see
---wait); 2 usage error or a bad rules file; 1 failure.
+--wait); 6 `verify` found Aim and the sources differ; 2 usage error or a bad rules file; 1 failure.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ Exit codes:
   3  done, but some records or files were invalid (all are listed in the report)
   4  with --rules and --fail-on: a run failed at that level (wins over 3)
   5  another aim-etl is importing into the repo (waited --wait seconds)
+  6  verify: Aim and the sources differ (a run differs, is missing, gone or edited in Aim)
   2  usage error, or a bad --rules file (nothing is written)
   1  failure"""
 
@@ -540,6 +541,82 @@ def validate(repo, rules_path, query, dry_run, report_path, fail_on, lock_wait, 
 def _check_report_suffix(report_path: Path | None, suffixes: tuple[str, ...]) -> None:
     if report_path is not None and report_path.suffix.lower() not in suffixes:
         raise click.BadParameter(f"must end in {', '.join(suffixes)}", param_hint="--report")
+
+
+class Different(click.ClickException):
+    """Exit 6: `verify` found Aim and the sources differ."""
+
+    exit_code = 6
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@repo_option
+@ledger_option
+@reading_options
+@click.option(
+    "--deep", is_flag=True, help="Load and compare every point, not only where summaries could hide a change."
+)
+@click.option("--report", "report_path", type=click.Path(path_type=Path), help="Also write the report: .json or .md.")
+@click.option("--quiet", "-q", is_flag=True, help="No report on the terminal.")
+@_library_errors
+def verify(sources, repo, ledger, deep, report_path, quiet, **options) -> None:
+    """Check that the Aim repo holds exactly what SOURCES say: every run, param, tag, time and point.
+
+    Pass the reading options the import used. Duplicates and unreadable records are counted as
+    such; a run renamed or re-tagged in Aim after the import is reported as edited in Aim.
+    """
+    from etl.verify import verify as verify_runs
+
+    _check_report_suffix(report_path, (".json", ".md"))
+    field_options = {k: options.pop(k) for k in list(options) if k not in _LIBRARY_OPTIONS}
+    report = verify_runs(
+        list(sources),
+        repo,
+        ledger=ledger,
+        rules=_field_rules(field_options),
+        format=options["format_"],
+        keyed=options["keyed_results"],
+        mapping=_mapping(options["mapping"]),
+        deep=deep,
+    )
+    if report_path is not None:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        text = report.to_json() if report_path.suffix.lower() == ".json" else report.to_markdown()
+        report_path.write_text(text, encoding="utf-8")
+    if not quiet:
+        click.echo(report.to_text())
+    if report.exit_code:
+        raise Different("Aim and the sources differ; see the report")
+
+
+@cli.command()
+@repo_option
+@click.option("--query", help='AimQL: export only the runs it matches, e.g. \'run.experiment == "cifar"\'.')
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to write.")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: runs.jsonl, one EXPERIMENT_LOG record per run (migrate reads it back); csv: runs.csv + metrics.csv.",
+)
+@_library_errors
+def export(repo, query, to, format_) -> None:
+    """Write the runs of an Aim repo (imported or logged live) to files, one run at a time.
+
+    The JSONL export holds each run's experiment, name, times, hparams (as `config`), tags, meta
+    and every point (step, epoch, time, context): `migrate` of it into an empty repo gives the same runs.
+    """
+    from etl.export import write_export
+
+    try:
+        summary = write_export(repo, to, query=query, format=format_)
+    except SyntaxError as exc:
+        detail = exc.msg[0] if isinstance(exc.msg, tuple) and exc.msg else exc.msg
+        raise click.BadParameter(f"{query!r} is not valid AimQL: {detail}", param_hint="--query") from None
+    click.echo(f"exported {summary.runs} runs, {summary.points} points: {', '.join(summary.files)}")
 
 
 def main() -> None:
