@@ -6,8 +6,6 @@ import csv
 import json
 from pathlib import Path
 
-import pytest
-
 from etl.export import export
 from etl.normalize import METRIC_COLUMNS, RUN_COLUMNS
 from tests.conftest import FIXTURES, aim_runs, run_cli, series
@@ -71,11 +69,6 @@ def test_round_trip_migrate_export_migrate_gives_equal_runs(tmp_path):
     assert _assert_same_runs(original, copy) > 1000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the interpreter does not yet read a history row's `context` field: series in a context other than "
-    "{} come back without it",
-)
 def test_round_trip_keeps_contexts(tmp_path):
     original, copy, folder = tmp_path / "a", tmp_path / "b", tmp_path / "export"
     _migrate(EXPERIMENTS, original)
