@@ -609,7 +609,7 @@ def export(repo, query, to, format_) -> None:
     The JSONL export holds each run's experiment, name, times, hparams (as `config`), tags, meta
     and every point (step, epoch, time, context): `migrate` of it into an empty repo gives the same runs.
     """
-    from etl.export import write_export
+    from etl.exporting import write_export
 
     try:
         summary = write_export(repo, to, query=query, format=format_)

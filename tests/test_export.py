@@ -1,4 +1,4 @@
-"""`aim-etl export` and `etl.export.export`: Aim runs back out, and migrated back in unchanged."""
+"""`aim-etl export` and `etl.export`: Aim runs back out, and migrated back in unchanged."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from etl.export import export
+from etl import export
 from etl.normalize import METRIC_COLUMNS, RUN_COLUMNS
 from tests.conftest import FIXTURES, aim_runs, run_cli, series
 
@@ -99,3 +99,12 @@ def test_bad_query_is_a_usage_error(tmp_path):
     result = run_cli("export", "--repo", repo, "--to", tmp_path / "out", "--query", "run.name ==")
     assert result.exit_code == 2
     assert "is not valid AimQL" in result.output
+
+
+def test_round_trip_on_the_whole_corpus(corpus, tmp_path):
+    """migrate -> export -> migrate into an empty repo: every corpus run comes back equal."""
+    original, copy, folder = tmp_path / "a", tmp_path / "b", tmp_path / "export"
+    _migrate(corpus, original)
+    assert run_cli("export", "--repo", original, "--to", folder).exit_code == 0
+    _migrate(folder, copy)
+    assert _assert_same_runs(original, copy) > 9000
