@@ -597,7 +597,7 @@ def verify(sources, repo, ledger, deep, report_path, quiet, **options) -> None:
 @click.option(
     "--format",
     "format_",
-    type=click.Choice(["jsonl", "csv"]),
+    type=click.Choice(["jsonl", "csv", "parquet"]),
     default="jsonl",
     show_default=True,
     help="jsonl: runs.jsonl, one EXPERIMENT_LOG record per run (migrate reads it back); csv: runs.csv + metrics.csv.",

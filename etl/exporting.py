@@ -54,7 +54,10 @@ from etl.normalize import (
 
 JSONL = "jsonl"
 CSV = "csv"
-EXPORT_FORMATS = (JSONL, CSV)
+PARQUET = "parquet"
+EXPORT_FORMATS = (JSONL, CSV, PARQUET)
+# Runs per Parquet row group: the export holds one batch at a time, so memory stays flat.
+PARQUET_BATCH = 500
 AIM_FORMAT = "aim"
 
 
@@ -147,6 +150,8 @@ def write_export(repo: str | Path, to: str | Path, *, query: str | None = None, 
                 out.write(json.dumps(to_record(item), ensure_ascii=False) + "\n")
                 runs, points = runs + 1, points + len(item.points)
         return ExportSummary(runs, points, (str(path),))
+    if format == PARQUET:
+        return _write_parquet(repo, folder, query)
     runs_path, metrics_path = folder / "runs.csv", folder / "metrics.csv"
     with (
         runs_path.open("w", newline="", encoding="utf-8") as r,
@@ -160,6 +165,58 @@ def write_export(repo: str | Path, to: str | Path, *, query: str | None = None, 
             metrics_csv.writerows([_cell(v) for v in row] for row in item.points)
             runs, points = runs + 1, points + len(item.points)
     return ExportSummary(runs, points, (str(runs_path), str(metrics_path)))
+
+
+def _write_parquet(repo: str | Path, folder: Path, query: str | None) -> ExportSummary:
+    """`runs.parquet` and `metrics.parquet`: the two frames, written a batch of runs at a time.
+
+    pyarrow is an optional extra (`pip install 'aim-etl[parquet]'`): it is a large package that
+    only this output needs. Nested values (hparams, tags, meta) are JSON text, as in the CSV: their
+    shapes differ from run to run, and one Parquet column has one type.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise EtlError("--format parquet needs pyarrow: pip install 'aim-etl[parquet]'") from None
+    utc = pa.timestamp("us", tz="UTC")
+    text = pa.string()
+    run_types = {c: text for c in RUN_COLUMNS} | {CREATED_AT: utc, ENDED_AT: utc}
+    runs_schema = pa.schema([(c, run_types[c]) for c in RUN_COLUMNS])
+    metric_types = {STEP: pa.int64(), EPOCH: pa.int64(), VALUE: pa.float64(), TIME: pa.float64()}
+    metrics_schema = pa.schema([(c, metric_types.get(c, text)) for c in METRIC_COLUMNS])
+    runs_path, metrics_path = folder / "runs.parquet", folder / "metrics.parquet"
+    runs = points = 0
+    with pq.ParquetWriter(runs_path, runs_schema) as runs_out, pq.ParquetWriter(metrics_path, metrics_schema) as out:
+        batch: list[ExportedRun] = []
+
+        def flush() -> None:
+            run_rows = {c: [_parquet_cell(item.run[c]) for item in batch] for c in RUN_COLUMNS}
+            runs_out.write_table(pa.table(run_rows, schema=runs_schema))
+            columns = list(zip(*(p for item in batch for p in item.points), strict=False))
+            point_rows = {c: list(columns[i]) if columns else [] for i, c in enumerate(METRIC_COLUMNS)}
+            out.write_table(pa.table(point_rows, schema=metrics_schema))
+            batch.clear()
+
+        for item in iter_export(repo, query):
+            batch.append(item)
+            runs, points = runs + 1, points + len(item.points)
+            if len(batch) >= PARQUET_BATCH:
+                flush()
+        if batch or not runs:
+            flush()
+    return ExportSummary(runs, points, (str(runs_path), str(metrics_path)))
+
+
+def _parquet_cell(value: Any) -> Any:
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, ensure_ascii=False)
+    if value is None or isinstance(value, dt.datetime | str):
+        return value
+    try:
+        return None if pd.isna(value) else pd.Timestamp(value).to_pydatetime()
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def to_record(item: ExportedRun) -> dict[str, Any]:

@@ -6,6 +6,10 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pytest
+
 from etl import export
 from etl.normalize import METRIC_COLUMNS, RUN_COLUMNS
 from tests.conftest import FIXTURES, aim_runs, run_cli, series
@@ -108,3 +112,27 @@ def test_round_trip_on_the_whole_corpus(corpus, tmp_path):
     assert run_cli("export", "--repo", original, "--to", folder).exit_code == 0
     _migrate(folder, copy)
     assert _assert_same_runs(original, copy) > 9000
+
+
+def test_parquet_export_is_the_two_frames_written_in_batches(tmp_path, monkeypatch):
+    pytest.importorskip("pyarrow", reason="the parquet extra (pyarrow) is not installed")
+    import etl.exporting
+
+    monkeypatch.setattr(etl.exporting, "PARQUET_BATCH", 7)  # several row groups, as on a large repo
+    repo, folder = tmp_path / "repo", tmp_path / "export"
+    _migrate(EXPERIMENTS, repo)
+    result = run_cli("export", "--repo", repo, "--to", folder, "--format", "parquet")
+    assert result.exit_code == 0, result.output
+    runs, metrics = pd.read_parquet(folder / "runs.parquet"), pd.read_parquet(folder / "metrics.parquet")
+    frames = export(repo)
+    assert tuple(runs.columns) == RUN_COLUMNS and tuple(metrics.columns) == METRIC_COLUMNS
+    assert len(runs) == len(frames.runs) == 45 and len(metrics) == len(frames.metrics)
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(folder / "runs.parquet").num_row_groups == 7  # 45 runs, 7 a batch
+    key = ["run_key", "name", "context", "step"]
+    ours, theirs = metrics.sort_values(key), frames.metrics.sort_values(key)
+    assert list(ours["run_key"]) == list(theirs["run_key"]) and list(ours["step"]) == list(theirs["step"])
+    assert np.array_equal(ours["value"].to_numpy(), theirs["value"].to_numpy(), equal_nan=True)
+    hparams = dict(zip(frames.runs["run_key"], frames.runs["hparams"], strict=True))
+    assert all(json.loads(h) == hparams[k] for k, h in zip(runs["run_key"], runs["hparams"], strict=True))
