@@ -106,12 +106,16 @@ def test_bad_query_is_a_usage_error(tmp_path):
 
 
 def test_round_trip_on_the_whole_corpus(corpus, tmp_path):
-    """migrate -> export -> migrate into an empty repo: every corpus run comes back equal."""
+    """migrate -> export -> migrate into an empty repo -> verify: every corpus run comes back equal."""
     original, copy, folder = tmp_path / "a", tmp_path / "b", tmp_path / "export"
     _migrate(corpus, original)
     assert run_cli("export", "--repo", original, "--to", folder).exit_code == 0
     _migrate(folder, copy)
     assert _assert_same_runs(original, copy) > 9000
+    # and the proof a user would run: the exported files against the repo they were imported into
+    result = run_cli("verify", folder, "--repo", copy)
+    assert result.exit_code == 0, result.output
+    assert " 0 differing, 0 missing in Aim, 0 gone from the sources, 0 edited in Aim" in result.output
 
 
 def test_parquet_export_is_the_two_frames_written_in_batches(tmp_path, monkeypatch):
