@@ -62,6 +62,10 @@ class GovernanceRepo:
         self.reader = aim_adapter.open_repo(path)
         self._unreleased = 0
 
+    def count(self) -> int:
+        """Runs in the repo's index: what a pass over every run will meet (compliance runs included)."""
+        return sum(1 for _ in self.reader.meta_tree.subtree("chunks").keys())  # noqa: SIM118 - a tree, not a dict
+
     def runs(self, query: str | None = None) -> Iterator[StoredRun]:
         """Every run matching the AimQL `query` (all runs when None), the compliance runs left out."""
         if query:
