@@ -37,6 +37,8 @@ from etl.report import SyncReport
 from etl.writers.naming import repo_root
 
 DEFAULT_CHUNK_SIZE = 500
+# Verdicts written per SQL transaction and index batch by `validate`.
+VERDICT_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -661,7 +663,8 @@ def validate(
     touched; the index is still brought up to date (as `aim up` does), or unindexed runs would be
     invisible to the check.
     """
-    from etl.writers.governance import GovernanceRepo, RunHeld
+    from etl.governance.model import Validation
+    from etl.writers.governance import GovernanceRepo, StoredRun
 
     root = repo_root(repo)
     if not (root / ".aim").is_dir():  # before the lock, which would create the folder
@@ -675,25 +678,41 @@ def validate(
             # Only without a query is the number of runs to check known before checking them.
             on_total(target.count())
         written: list[str] = []
-        for stored in target.runs(query):
+        pending: list[tuple[StoredRun, Validation]] = []
+
+        def flush() -> None:
+            outcome = target.write_many([(stored.view.key, validation) for stored, validation in pending])
+            written.extend(outcome.written)
+            if not outcome.indexed:
+                report.left_to_indexer += len(outcome.written)
+            for stored, validation in pending:
+                reason = outcome.held.get(stored.view.key)
+                if reason is None:
+                    checked(stored, "written", validation)
+                else:
+                    checked(stored, "active", None, reason)
+            pending.clear()
+
+        def checked(stored: StoredRun, state: str, validation: Validation | None, reason: str | None = None) -> None:
             view = stored.view
-            validation = evaluate(rules, view)
-            state, reason = "unchanged", None
-            if not stored.carries(validation):
-                state = "dry-run"
-                if not dry_run:
-                    try:
-                        target.write(view.key, validation, stored.end_time)
-                        state = "written"
-                        written.append(view.key)
-                    except RunHeld as held:
-                        state, reason, validation = "active", f"held open by another process ({held})", None
-            checked = CheckedRun(view.key, view.experiment, view.name, state, validation, reason=reason)
-            report.runs.append(checked)
+            run = CheckedRun(view.key, view.experiment, view.name, state, validation, reason=reason)
+            report.runs.append(run)
             if on_run is not None:
-                on_run(checked)
+                on_run(run)
+
+        for stored in target.runs(query):
+            validation = evaluate(rules, stored.view)
+            if stored.carries(validation):
+                checked(stored, "unchanged", validation)
+            elif dry_run:
+                checked(stored, "dry-run", validation)
+            else:
+                pending.append((stored, validation))
+                if len(pending) >= VERDICT_BATCH:
+                    flush()
+        if pending:
+            flush()
         if written:
-            target.index(written)
             report.compliance_run = target.track_compliance(
                 rules.version,
                 {
