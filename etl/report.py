@@ -309,8 +309,10 @@ class SyncReport:
         ]
         out += [f"warning: {w}" for w in self.warnings]
         if self.unindexed:
-            out.append(f"{self.unindexed} runs left for the indexer of the process holding the index (aim up); "
-                       "they show in Aim once it has indexed them")
+            out.append(
+                f"{self.unindexed} runs left for the indexer of the process holding the index (aim up); "
+                "they show in Aim once it has indexed them"
+            )
         if self.naive_timestamps:
             out.append(f"{self.naive_timestamps} timestamps had no timezone and were read as {self.timezone}")
         out += self._dating_lines()
@@ -363,7 +365,6 @@ class SyncReport:
         if self.governance is not None:
             out.append(render_governance_text(self.governance, limit=limit))
         return "\n".join(out)
-
 
     def _coerced(self) -> str:
         return describe(self.coerced_values)

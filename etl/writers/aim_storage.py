@@ -29,7 +29,7 @@ from aim.storage.encoding import encode, encode_path
 from aim.storage.hashing import hash_auto
 from aim.storage.rockscontainer import RocksContainer
 from aim.storage.treeutils import encode_tree
-from aim.storage.utils import ArrayFlag, ObjectFlag
+from aim.storage.utils import ArrayFlag
 
 # The Aim versions this layout was compared with, byte for byte, against the SDK.
 CHECKED_AIM_VERSIONS = ("3.29.",)
@@ -101,9 +101,7 @@ def seqs_items(run_hash: str, series: Iterable[Any], now: float) -> Items:
     return [item for _, block in blocks for item in block]
 
 
-def meta_items(
-    run_hash: str, params: Sequence[tuple[str, Any]], series: Iterable[Any], end_time: float
-) -> Items:
+def meta_items(run_hash: str, params: Sequence[tuple[str, Any]], series: Iterable[Any], end_time: float) -> Items:
     """The meta container of a run, as the SDK leaves it after `Run()`, the params, every point and `close()`.
 
     `params` are the run's top-level params in the order the SDK path sets them (a later one wins a
@@ -156,7 +154,7 @@ def _trace_summary(
         val_type = get_object_typename(val)
         if dtype is not None:
             new_types: list[str] = []
-            if not check_types_compatibility(val_type, dtype, lambda _old, new: new_types.append(new)):
+            if not check_types_compatibility(val_type, dtype, lambda _old, new, seen=new_types: seen.append(new)):
                 raise ValueError(f"Cannot log value '{val}' on sequence '{name}'. Incompatible data types.")
             for new in new_types:
                 meta[encode_path(("meta", "traces_types", new, ctx_id, name))] = _ONE

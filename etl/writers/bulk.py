@@ -66,7 +66,8 @@ class BulkWriter:
         removed: list[str] = []  # earlier versions of runs that failed now: out of SQL and the index too
         for spec in specs:
             provenance, ended = aim_storage.read_run_state(self._chunk("meta", spec.run_hash), spec.run_hash)
-            if provenance and provenance.get("complete") and ended and provenance.get("content_hash") == spec.content_hash:
+            complete = bool(provenance) and provenance.get("complete") and ended
+            if complete and provenance.get("content_hash") == spec.content_hash:
                 result.already_present.append(spec)
                 continue
             existed = self._remove_local(spec.run_hash)
@@ -134,9 +135,7 @@ class BulkWriter:
                 time.sleep(0.2)
         try:
             chunks = self.root / "meta" / "chunks"
-            batch = aim_storage.index_batch(
-                [(h, items, aim_storage.index_checksum(chunks, h)) for h, items in entries]
-            )
+            batch = aim_storage.index_batch([(h, items, aim_storage.index_checksum(chunks, h)) for h, items in entries])
             if removed:
                 index.db.write(aim_storage.shadow_batch(removed))
             index.db.write(batch)
@@ -206,8 +205,9 @@ def _write_rows(engine, specs: list[RunSpec], replaced: list[str]) -> None:
             session.add(row)
             if spec.name:
                 row.name = spec.name
-            if spec.experiment:  # `Run(experiment="")` sets none either
-                row.experiment = _find_or_add(session, Experiment, spec.experiment, experiments)
+            # Aim puts every new run in 'default' (`structured_db.create_run`) before `Run()` sets
+            # the experiment it was given, if any: an empty name leaves it in 'default'.
+            row.experiment = _find_or_add(session, Experiment, spec.experiment or "default", experiments)
             for tag in dict.fromkeys(spec.tags):  # `add_tag` skips a tag the run has already
                 row.tags.append(_find_or_add(session, Tag, tag, tags))
 
