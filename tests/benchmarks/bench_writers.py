@@ -176,6 +176,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--writers", default="sdk,bulk1,bulkN,raw", help="a subset to measure again")
+    parser.add_argument("--sizes", default="small,medium,large")
     parser.add_argument("--one", nargs=3, metavar=("KIND", "SIZE", "REPO"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     from etl.writers.bulk import default_workers
@@ -185,12 +187,12 @@ def main() -> None:
         kind, size, repo = args.one
         print(json.dumps(measure_one(kind, size, args.scale, workers, Path(repo))))
         return
-    kinds = ("sdk", "bulk1", "bulkN", "raw")
+    kinds = args.writers.split(",")
     print(f"aim-etl writers, scale {args.scale:g}, bulkN = {workers} workers, {os.cpu_count()} cores")
     print(f"{'log':<28} {'writer':<6} {'runs/s':>8} {'points/s':>10} {'RSS MB':>7} {'repo MB':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for size in SIZES:
+        for size in args.sizes.split(","):
             runs, length = shape(size, args.scale)
             got = {}
             for kind in kinds:
@@ -224,6 +226,7 @@ def main() -> None:
                 )
             rate = {k: v["points"] / v["seconds"] for k, v in got.items()}
             ratios = [("bulk1/raw", "bulk1", "raw"), ("bulkN/bulk1", "bulkN", "bulk1"), ("bulk1/sdk", "bulk1", "sdk")]
+            ratios = [r for r in ratios if r[1] in rate and r[2] in rate]
             print(
                 f"  {size}: " + ", ".join(f"{label} {rate[a] / rate[b]:.2f}" for label, a, b in ratios),
                 flush=True,
