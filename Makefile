@@ -30,6 +30,7 @@ bench: $(BIN)/aim-etl
 	$(BIN)/python tests/benchmarks/bench_migrate.py
 	$(BIN)/python tests/benchmarks/bench_sync.py --lines 10000
 	$(BIN)/python tests/benchmarks/bench_validate.py --runs 10000
+	$(BIN)/python tests/benchmarks/bench_writers.py
 
 clean:
 	rm -rf demo $(VENV) .pytest_cache

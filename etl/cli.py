@@ -117,6 +117,20 @@ def import_options(f):
         ),
         fail_on_option,
         wait_option,
+        click.option(
+            "--writer",
+            type=click.Choice(pipeline.WRITERS),
+            default="auto",
+            show_default=True,
+            help="bulk: whole runs straight into Aim's storage (fast); sdk: through Aim's SDK. "
+            "auto: bulk on the Aim versions it was checked on, else sdk with a warning.",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Runs the bulk writer writes at once (default: the cores, at most 4).",
+        ),
         click.option("--quiet", "-q", is_flag=True, help="No progress and no report on the terminal."),
     ]
     for option in reversed(options):
@@ -270,6 +284,8 @@ def _import_arguments(options: dict) -> tuple[list[Path], str, dict]:
         "rules": _field_rules(field_options),
         "governance": _load_rules(options["rules_path"]),
         "strict": options["strict"],
+        "writer": options["writer"],
+        "workers": options["workers"],
     }
     if options["strict"] and options["rules_path"] is None:
         raise click.UsageError("--strict needs --rules")
@@ -289,6 +305,8 @@ _LIBRARY_OPTIONS = frozenset(
         "mapping",
         "rules_path",
         "strict",
+        "writer",
+        "workers",
     }
 )
 

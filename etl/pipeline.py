@@ -153,7 +153,11 @@ def _import(
     on_wait: Callable[[str], None] | None = None,
     governance: RuleSet | None = None,
     strict: bool = False,
+    writer: str = "auto",
+    workers: int | None = None,
 ) -> SyncReport:
+    if writer not in WRITERS:
+        raise EtlError(f"writer must be one of {', '.join(WRITERS)}, not {writer!r}")
     if str(repo).startswith("aim://"):
         raise EtlError(f"{repo}: remote (aim://) repos are not supported yet; import into a local repo")
     rules, format = guided(rules or FieldRules(), format, mapping)
@@ -169,6 +173,7 @@ def _import(
 
     job = _Job(report, rules, chunk_size, progress, started, incremental)
     job.bytes_total = sum(_size(f.path) for f in files)
+    job.writer_kind, job.workers = writer, workers
     job.mapping = mapping
     job.reading = reading_fingerprint(rules, format, keyed, mapping)
     if governance is not None:
@@ -190,6 +195,7 @@ def _import(
             for source in files:
                 job.import_file(source, keyed)
         finally:
+            job.close()
             report.seconds = time.monotonic() - started
             if not dry_run:
                 job.ledger.finish_batch(batch, report.summary())
@@ -197,6 +203,28 @@ def _import(
 
 
 LOCK_FILENAME = ".aim-etl.lock"
+
+WRITERS = ("auto", "bulk", "sdk")
+
+
+def choose_writer(writer: str) -> tuple[str, str | None]:
+    """The writer to use, and a warning when `auto` had to fall back to the SDK (and why).
+
+    The bulk writer writes Aim's private storage layout, checked byte for byte against the SDK on
+    the Aim versions in `aim_storage.CHECKED_AIM_VERSIONS` only; any other Aim gets the SDK path.
+    (Remote repos are refused before this; they would take the SDK path too.)
+    """
+    if writer != "auto":
+        return writer, None
+    from importlib.metadata import version
+
+    from etl.writers.aim_storage import CHECKED_AIM_VERSIONS, aim_version_checked
+
+    installed = version("aim")
+    if aim_version_checked(installed):
+        return "bulk", None
+    checked = ", ".join(f"{v}x" for v in CHECKED_AIM_VERSIONS)
+    return "sdk", f"writing through Aim's SDK (slower): the bulk writer was checked on aim {checked}, not {installed}"
 
 
 @contextlib.contextmanager
@@ -236,6 +264,8 @@ class _Job:
         self.ledger: Ledger | None = None
         self.repo_root: Path | None = None  # None: a dry run, nothing is written
         self._writer = None
+        self.writer_kind = "auto"  # `WRITERS`
+        self.workers: int | None = None
         self.records = 0
         self.live_runs = 0
         self.live_points = 0
@@ -333,10 +363,23 @@ class _Job:
     def writer(self):
         """Opened on first use: a sync with nothing to write never imports Aim or opens the repo."""
         if self._writer is None:
-            from etl.writers.sdk import SdkWriter
+            kind, why = choose_writer(self.writer_kind)
+            if why:
+                self.report.warnings.append(why)
+            self.report.writer = kind
+            if kind == "bulk":
+                from etl.writers.bulk import BulkWriter
 
-            self._writer = SdkWriter(self.repo_root)
+                self._writer = BulkWriter(self.repo_root, workers=self.workers)
+            else:
+                from etl.writers.sdk import SdkWriter
+
+                self._writer = SdkWriter(self.repo_root)
         return self._writer
+
+    def close(self) -> None:
+        if self._writer is not None and hasattr(self._writer, "close"):
+            self._writer.close()
 
     def _save_cursor(self, source: SourceFile, offset: int, line: int, stat: os.stat_result) -> None:
         if self.repo_root is None:  # dry run
@@ -438,6 +481,7 @@ class _Job:
             stats.unchanged += 1
         self.report.runs_written += len(result.written)
         self.report.points_written += result.points
+        self.report.unindexed += len(result.left_unindexed)
 
 
 def _guarded(

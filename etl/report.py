@@ -105,6 +105,11 @@ class SyncReport:
     replaced_points: int = 0
     # Each run's verdict when the import checks governance rules (`--rules`); else None.
     governance: GovernanceReport | None = None
+    # which writer wrote the runs (`bulk` or `sdk`), and warnings about that choice
+    writer: str = ""
+    warnings: list[str] = field(default_factory=list)
+    # runs written but left for another process's indexer (an `aim up` held the index)
+    unindexed: int = 0
 
     # -- accumulation, chunk by chunk -------------------------------------------------------
 
@@ -220,6 +225,9 @@ class SyncReport:
             "replaced_points": self.replaced_points,
             "no_metric": [i.as_dict() for i in self.no_metric],
             "seconds": round(self.seconds, 3),
+            "writer": self.writer,
+            "warnings": list(self.warnings),
+            "unindexed": self.unindexed,
             "files": [f.__dict__ for f in self.files.values()],
             "invalid": [i.as_dict() for i in self.invalid],
             "skipped": [i.as_dict() for i in self.skipped],
@@ -299,6 +307,12 @@ class SyncReport:
             + ", ".join(f"{s[k]} {k.replace('_', ' ')}" for k in SUMMARY_KEYS)
             + f" ({self.seconds:.1f}s)"
         ]
+        out += [f"warning: {w}" for w in self.warnings]
+        if self.unindexed:
+            out.append(
+                f"{self.unindexed} runs left for the indexer of the process holding the index (aim up); "
+                "they show in Aim once it has indexed them"
+            )
         if self.naive_timestamps:
             out.append(f"{self.naive_timestamps} timestamps had no timezone and were read as {self.timezone}")
         out += self._dating_lines()
@@ -351,7 +365,6 @@ class SyncReport:
         if self.governance is not None:
             out.append(render_governance_text(self.governance, limit=limit))
         return "\n".join(out)
-
 
     def _coerced(self) -> str:
         return describe(self.coerced_values)

@@ -3,8 +3,9 @@
 For each run, Aim's indexer (aim/sdk/index_manager.py and `PrefixView.finalize`) deletes the
 index's `meta/chunks/<hash>/` range, copies every key of the run's meta container into the index,
 then stores `index_cache/<hash>`, a checksum of the run's chunk files, by which `aim up` decides
-whether the run needs indexing again. Doing that per key costs ~10 ms a run; the same operations
-in one sorted-by-run batch cost ~1 ms.
+whether the run needs indexing again (`aim_storage.index_batch` builds those bytes). Doing that
+per key costs ~10 ms a run; the same operations in one batch cost ~1 ms. Used by `validate`, whose
+repo already holds the index open; the bulk writer opens it itself.
 
 The index is a single RocksDB with one writer process. When another process holds it (an `aim up`
 on the repo indexes new runs itself), nothing is forced: the runs are left to that indexer, which
@@ -18,8 +19,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from aim import Repo
-from aim.sdk.index_manager import RepoIndexManager
-from aim.storage import encoding
+
+from etl.writers import aim_storage
 
 # How long to wait for an index another process holds before leaving the runs to it.
 INDEX_WAIT_SECONDS = 2.0
@@ -28,23 +29,16 @@ INDEX_WAIT_SECONDS = 2.0
 def index_batch(repo: Repo, runs: Mapping[str, Iterable[tuple[bytes, bytes]]]) -> bool:
     """Index `runs` (hash -> the run's meta container items, read after its last write).
 
-    Returns False, writing nothing, when the index stayed held by another process.
+    Written through the repo's own pooled index container: a second handle in this process would
+    be refused by RocksDB's lock as if another process held it. Returns False, writing nothing,
+    when the index stayed held by another process.
     """
     index = _open_index(repo)
     if index is None:
         return False
-    batch = index.batch()
-    for run_hash, items in runs.items():
-        prefix = encoding.encode_path(("meta", "chunks", run_hash))
-        index.delete_range(prefix, prefix + b"\xff", store_batch=batch)
-        for key, value in items:
-            index.set(key, value, store_batch=batch)
-        index.set(
-            encoding.encode_path(("index_cache", run_hash)),
-            encoding.encode(_checksum(repo, run_hash)),
-            store_batch=batch,
-        )
-    index.commit(batch)
+    chunks = Path(repo.path) / "meta" / "chunks"
+    entries = [(h, list(items), aim_storage.index_checksum(chunks, h)) for h, items in runs.items()]
+    index.db.write(aim_storage.index_batch(entries))
     return True
 
 
@@ -72,16 +66,3 @@ def _open_index(repo: Repo):
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.2)
-
-
-class _Checksum:
-    """`RepoIndexManager._get_run_checksum` without constructing a manager (which starts a watcher)."""
-
-    _get_run_checksum = RepoIndexManager._get_run_checksum
-
-    def __init__(self, repo: Repo) -> None:
-        self.chunks_dir = Path(repo.path) / "meta" / "chunks"
-
-
-def _checksum(repo: Repo, run_hash: str) -> str:
-    return _Checksum(repo)._get_run_checksum(run_hash)

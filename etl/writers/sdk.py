@@ -12,21 +12,13 @@ import contextlib
 import gc
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from etl.mapper import RunSpec
 from etl.writers import aim_adapter
+from etl.writers.result import WriteResult
 
-
-@dataclass
-class WriteResult:
-    written: list[RunSpec] = field(default_factory=list)
-    # Runs found complete in the repo with the same content (the ledger had been lost): not rewritten.
-    already_present: list[RunSpec] = field(default_factory=list)
-    points: int = 0
-    # Runs Aim refused, with the reason; each was removed again, none is half in the repo.
-    failed: list[tuple[RunSpec, str]] = field(default_factory=list)
+__all__ = ["SdkWriter", "WriteResult"]
 
 
 class SdkWriter:
