@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aimrocks
+import numpy as np
 from aim.sdk.num_utils import convert_to_py_number
 from aim.sdk.sequences.sequence_type_map import SEQUENCE_TYPE_MAP
 from aim.sdk.utils import check_types_compatibility, get_object_typename
@@ -55,12 +56,13 @@ def step_key(step: int) -> bytes:
     return key
 
 
-_order_cache: dict[tuple[int, ...], list[tuple[bytes, int]]] = {}
+_order_cache: dict[tuple[int, ...], tuple[list[bytes], np.ndarray]] = {}
 _ORDER_CACHE_SIZE = 16
 
 
-def _points_in_key_order(steps: tuple[int, ...]) -> list[tuple[bytes, int]]:
-    """(step key, index of the point kept) in key order; a repeated step keeps its last point.
+def _points_in_key_order(steps: tuple[int, ...]) -> tuple[list[bytes], np.ndarray]:
+    """The step keys in key order, and the index of the point kept under each (a repeated step
+    keeps its last point).
 
     Cached by the steps themselves: the series of a run, and the runs of a log, mostly share them
     (every epoch-indexed history of a sweep), and hashing and sorting is a third of a series' cost.
@@ -70,7 +72,8 @@ def _points_in_key_order(steps: tuple[int, ...]) -> list[tuple[bytes, int]]:
         last: dict[bytes, int] = {}
         for i, step in enumerate(steps):
             last[step_key(step)] = i
-        cached = sorted(last.items())
+        ordered = sorted(last.items())
+        cached = ([key for key, _ in ordered], np.fromiter((i for _, i in ordered), dtype=np.intp, count=len(ordered)))
         if len(_order_cache) >= _ORDER_CACHE_SIZE:
             _order_cache.clear()  # atomic, so safe with the writer's threads (evicting one is not)
         _order_cache[steps] = cached
@@ -99,7 +102,7 @@ def seqs_items(run_hash: str, series: Iterable[Any], now: float) -> Items:
         if not s.steps:
             continue
         prefix = base + encode_path((Context(s.context).idx, s.name))
-        points = _points_in_key_order(s.steps)
+        keys, order = _points_in_key_order(s.steps)
         out: Items = []
         for field in _FIELDS:
             field_prefix = prefix + encode_path(field)
@@ -109,15 +112,43 @@ def seqs_items(run_hash: str, series: Iterable[Any], now: float) -> Items:
             elif field == "step":
                 column = s.steps
             elif field == "time":
-                column = [now if math.isnan(t) else t for t in s.times]
+                column = s.times
+                if any(t != t for t in column):  # NaN: no time of its own
+                    column = [now if math.isnan(t) else t for t in column]
             else:
                 column = _numbers(s.values)
-            out.extend((field_prefix + key, encode(column[i])) for key, i in points)
+            out.extend(zip([field_prefix + key for key in keys], _encoded(column, order), strict=True))
         blocks.append((prefix, out))
     # A series' keys all share its prefix, and no prefix is a prefix of another (each ends in the
     # separator), so ordering the blocks by prefix orders the whole batch.
     blocks.sort(key=lambda block: block[0])
     return [item for _, block in blocks for item in block]
+
+
+# `encode` of a float is its type byte then the float64 little-endian; of an int, its type byte then
+# the int64 little-endian (`aim/storage/encoding`). A column of one type is encoded by numpy in one
+# go: 9-byte records sliced apart, ~5x faster than `encode` per value on an 80k-point series.
+# Anything else (None epochs, bools, mixed columns) goes through `encode` itself.
+_FLOAT_RECORD = np.dtype([("flag", "u1"), ("value", "<f8")])
+_INT_RECORD = np.dtype([("flag", "u1"), ("value", "<i8")])
+_FLOAT_FLAG, _INT_FLAG = encode(0.0)[0], encode(0)[0]
+
+
+def _encoded(column: Sequence[Any], order: np.ndarray) -> list[bytes]:
+    """`encode(column[i])` for each i of `order`."""
+    types = set(map(type, column))
+    if types == {float}:
+        record, flag = _FLOAT_RECORD, _FLOAT_FLAG
+    elif types == {int} and all(-(2**63) <= v < 2**63 for v in (min(column), max(column))):
+        record, flag = _INT_RECORD, _INT_FLAG
+    else:
+        return [encode(column[i]) for i in order.tolist()]
+    packed = np.empty(len(order), dtype=record)
+    packed["flag"] = flag
+    packed["value"] = np.asarray(column, dtype=record["value"])[order]
+    raw = packed.tobytes()
+    size = record.itemsize
+    return [raw[i : i + size] for i in range(0, len(raw), size)]
 
 
 def meta_items(run_hash: str, params: Sequence[tuple[str, Any]], series: Iterable[Any], end_time: float) -> Items:
