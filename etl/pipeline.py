@@ -33,6 +33,7 @@ from etl.normalize import Frames, Normalizer, concat
 from etl.plan import ON_CHANGE_UPDATE, Planner
 from etl.readers import KEYED_AS_RUNS, Mapping, Record, SourceFile, find_sources, read_file
 from etl.readers.detect import JSONL
+from etl.remote import RemoteTarget
 from etl.report import SyncReport
 from etl.writers.naming import repo_root
 
@@ -131,13 +132,17 @@ def _import(
     governance: RuleSet | None = None,
     strict: bool = False,
 ) -> SyncReport:
-    if str(repo).startswith("aim://"):
-        raise EtlError(f"{repo}: remote (aim://) repos are not supported yet; import into a local repo")
     rules, format = guided(rules or FieldRules(), format, mapping)
-    root = repo_root(repo)
-    ledger_path = Path(ledger) if ledger else default_ledger_path(root)
+    # -- aim://HOST:PORT (etl.remote): a server is checked before the ledger is touched, its ledger and
+    # lock live on this machine, and sources are named relative to the working folder.
+    remote = RemoteTarget.parse(repo)
+    if remote is not None and not dry_run:
+        remote.check()
+    root = repo_root(repo) if remote is None else Path.cwd()
+    ledger_path = Path(ledger) if ledger else default_ledger_path(root) if remote is None else remote.default_ledger()
+    # -- end aim://
     batch = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
-    report = SyncReport(command, str(root), str(ledger_path), dry_run, batch, timezone=rules.timezone)
+    report = SyncReport(command, str(remote or root), str(ledger_path), dry_run, batch, timezone=rules.timezone)
     started = time.monotonic()
 
     files, skipped = find_sources(list(paths), base=root, format=format)
@@ -155,9 +160,10 @@ def _import(
         if dry_run:
             job.ledger = Ledger(ledger_path, read_only=True) if ledger_path.exists() else None
         else:
-            stack.enter_context(_repo_lock(root, lock_wait, on_wait))
+            stack.enter_context(_repo_lock(root, lock_wait, on_wait, _lock_path(remote, ledger_path)))
             job.ledger = Ledger(ledger_path)
             job.repo_root = root
+            job.remote = remote
             job.ledger.begin_batch(batch, command, [f.source for f in files])
         if job.ledger is not None:
             stack.callback(job.ledger.close)
@@ -175,11 +181,22 @@ def _import(
 LOCK_FILENAME = ".aim-etl.lock"
 
 
+def _lock_path(remote: RemoteTarget | None, ledger_path: Path) -> Path | None:
+    """Against a server, the lock guards this machine's ledger: it sits beside it (`LEDGER.lock`).
+    Other machines' importers have their own ledgers; Aim's run locks keep them apart on the server."""
+    return None if remote is None else ledger_path.with_name(ledger_path.name + ".lock")
+
+
 @contextlib.contextmanager
-def _repo_lock(root: Path, wait: float, on_wait: Callable[[str], None] | None) -> Iterator[None]:
+def _repo_lock(
+    root: Path, wait: float, on_wait: Callable[[str], None] | None, path: Path | None = None
+) -> Iterator[None]:
     """One importer per repo at a time: the ledger and Aim's runs are only safe with one writer."""
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / LOCK_FILENAME
+    if path is None:
+        root.mkdir(parents=True, exist_ok=True)
+        path = root / LOCK_FILENAME
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(str(path))
     try:
         lock.acquire(timeout=0)
@@ -211,6 +228,7 @@ class _Job:
         self.planner: Planner | None = None
         self.ledger: Ledger | None = None
         self.repo_root: Path | None = None  # None: a dry run, nothing is written
+        self.remote: RemoteTarget | None = None  # an aim:// server: written through RemoteWriter
         self._writer = None
         self.records = 0
         self.live_runs = 0
@@ -288,6 +306,10 @@ class _Job:
     @property
     def writer(self):
         """Opened on first use: a sync with nothing to write never imports Aim or opens the repo."""
+        if self._writer is None and self.remote is not None:
+            from etl.writers.remote import RemoteWriter
+
+            self._writer = RemoteWriter(self.remote, on_note=self.report.add_note)
         if self._writer is None:
             from etl.writers.sdk import SdkWriter
 

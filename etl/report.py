@@ -105,6 +105,8 @@ class SyncReport:
     replaced_points: int = 0
     # Each run's verdict when the import checks governance rules (`--rules`); else None.
     governance: GovernanceReport | None = None
+    # What the target could not do as asked, each said once (e.g. an aim:// server keeping a date).
+    notes: list[str] = field(default_factory=list)
 
     # -- accumulation, chunk by chunk -------------------------------------------------------
 
@@ -129,6 +131,10 @@ class SyncReport:
             stats.reason = reason
         if stats.format is None:
             stats.mode = "skipped"
+
+    def add_note(self, note: str) -> None:
+        if note not in self.notes:
+            self.notes.append(note)
 
     def add_rejected(self) -> None:
         """A run `--strict` kept out of Aim; it stays counted under its plan action (new, changed)."""
@@ -220,6 +226,7 @@ class SyncReport:
             "replaced_points": self.replaced_points,
             "no_metric": [i.as_dict() for i in self.no_metric],
             "seconds": round(self.seconds, 3),
+            "notes": list(self.notes),
             "files": [f.__dict__ for f in self.files.values()],
             "invalid": [i.as_dict() for i in self.invalid],
             "skipped": [i.as_dict() for i in self.skipped],
@@ -248,6 +255,7 @@ class SyncReport:
         out = [f"# aim-etl {self.command}: {title}", "", f"Repo: `{self.repo}`  ", f"Ledger: `{self.ledger}`", ""]
         out += ["| " + " | ".join(SUMMARY_KEYS) + " |", "|" + "---|" * len(SUMMARY_KEYS)]
         out += ["| " + " | ".join(str(s[k]) for k in SUMMARY_KEYS) + " |", ""]
+        out += [f"Note: {note}.  " for note in self.notes] + ([""] if self.notes else [])
         if self.naive_timestamps:
             out += [f"{self.naive_timestamps} timestamps had no timezone and were read as {self.timezone}.", ""]
         out += [line + "." for line in self._dating_lines()] + [""] if self.time_sources else []
@@ -299,6 +307,7 @@ class SyncReport:
             + ", ".join(f"{s[k]} {k.replace('_', ' ')}" for k in SUMMARY_KEYS)
             + f" ({self.seconds:.1f}s)"
         ]
+        out += [f"note: {note}" for note in self.notes]
         if self.naive_timestamps:
             out.append(f"{self.naive_timestamps} timestamps had no timezone and were read as {self.timezone}")
         out += self._dating_lines()
