@@ -137,9 +137,9 @@ def abandon(repo: Repo) -> None:
         owner = getattr(info[1], "__self__", None) if info else None
         if owner is None:
             continue
-        if getattr(owner, "rpc_client", None) is client or getattr(getattr(owner, "repo", None), "_client", None) is client:
-            finalizer.detach()
-        elif getattr(owner, "_client", None) is client:
+        # remote resources (trees, locks, props), runs on this repo, and the repo itself
+        owners = (getattr(owner, "rpc_client", None), getattr(getattr(owner, "repo", None), "_client", None))
+        if client in owners or getattr(owner, "_client", None) is client:
             finalizer.detach()
 
 
