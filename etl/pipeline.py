@@ -524,6 +524,13 @@ def rollback(
     on_wait: Callable[[str], None] | None = None,
 ) -> RollbackReport:
     """Delete the runs a batch created, and forget them (and their files' cursors) in the ledger."""
+    if RemoteTarget.parse(repo) is not None:
+        # Deleting a run over the wire works, but the server may keep the deleted run's RocksDB
+        # handles, and a later import of the same run (same hash) was seen to write a broken run.
+        raise EtlError(
+            f"{repo}: rollback is not done over aim://; stop the server, then run rollback on its machine "
+            "with --repo <the server's repo folder> --ledger <this machine's ledger for the server>"
+        )
     root = repo_root(repo)
     book = _open_ledger(root, ledger, read_only=dry_run)
     with contextlib.ExitStack() as stack:
@@ -553,15 +560,24 @@ def rebuild_ledger(repo: str | Path = ".", *, ledger: str | Path | None = None) 
     """
     from etl.writers import aim_adapter
 
-    root = repo_root(repo)
-    path = Path(ledger) if ledger else default_ledger_path(root)
-    if not aim_adapter.repo_exists(root):
-        raise EtlError(f"{root}: no Aim repo here")
-    with _repo_lock(root, 0, None):
+    remote = RemoteTarget.parse(repo)
+    if remote is not None:  # aim://: read from the server's runs, written to this machine's ledger for it
+        from etl.writers.remote import iter_provenance
+
+        remote.check()
+        root, path = Path.cwd(), Path(ledger) if ledger else remote.default_ledger()
+        runs = iter_provenance(remote)
+    else:
+        root = repo_root(repo)
+        path = Path(ledger) if ledger else default_ledger_path(root)
+        if not aim_adapter.repo_exists(root):
+            raise EtlError(f"{root}: no Aim repo here")
+        runs = aim_adapter.iter_provenance(aim_adapter.open_repo(root))
+    with _repo_lock(root, 0, None, _lock_path(remote, path)):
         if path.exists():
             path.replace(path.with_name(path.name + ".bak"))
         by_batch: dict[str, list[LedgerEntry]] = {}
-        for run_hash, p in aim_adapter.iter_provenance(aim_adapter.open_repo(root)):
+        for run_hash, p in runs:
             entry = LedgerEntry(
                 p["run_key"],
                 p["content_hash"],
@@ -585,7 +601,10 @@ def rebuild_ledger(repo: str | Path = ".", *, ledger: str | Path | None = None) 
 
 
 def ledger_batches(repo: str | Path = ".", *, ledger: str | Path | None = None) -> list[dict[str, object]]:
-    book = _open_ledger(repo_root(repo), ledger, read_only=True)
+    remote = RemoteTarget.parse(repo)
+    if remote is not None and ledger is None:
+        ledger = remote.default_ledger()
+    book = _open_ledger(repo_root(repo) if remote is None else Path(str(remote)), ledger, read_only=True)
     try:
         return book.batches()
     finally:
@@ -612,14 +631,22 @@ def validate(
     """
     from etl.writers.governance import GovernanceRepo, RunHeld
 
-    root = repo_root(repo)
-    if not (root / ".aim").is_dir():  # before the lock, which would create the folder
-        raise EtlError(f"{root}: no Aim repo here (no .aim folder)")
+    remote = RemoteTarget.parse(repo)
+    if remote is not None:  # aim://: same checks over the wire; the lock is the one beside this machine's ledger
+        from etl.writers.remote_governance import RemoteGovernanceRepo
+        from etl.writers.remote_governance import RunHeld as RemoteRunHeld
+
+        remote.check()
+        root, lock_path, RunHeld = Path.cwd(), _lock_path(remote, remote.default_ledger()), RemoteRunHeld  # noqa: N806
+    else:
+        root, lock_path = repo_root(repo), None
+        if not (root / ".aim").is_dir():  # before the lock, which would create the folder
+            raise EtlError(f"{root}: no Aim repo here (no .aim folder)")
     report = GovernanceReport(rules.version, rules.source, rules.info(), [], dry_run=dry_run)
     with contextlib.ExitStack() as stack:
         if not dry_run:
-            stack.enter_context(_repo_lock(root, lock_wait, on_wait))
-        target = GovernanceRepo(root)
+            stack.enter_context(_repo_lock(root, lock_wait, on_wait, lock_path))
+        target = GovernanceRepo(root) if remote is None else RemoteGovernanceRepo(remote)
         written: list[str] = []
         for stored in target.runs(query):
             view = stored.view

@@ -27,6 +27,7 @@ EXIT_USAGE = 2
 EXIT_INVALID = 3
 EXIT_QUALITY = 4  # --fail-on: a run failed the governance rules at that level
 EXIT_LOCKED = 5
+EXIT_UNREACHABLE = 7  # --repo aim://: the server does not answer
 
 SUMMARY_KEYS = (NEW, CHANGED, UNCHANGED, DUPLICATE, "skipped", "invalid", "runs_written", "points_written")
 

@@ -155,3 +155,12 @@ class RemoteWriter:
         # Provenance goes last: a run that has it, marked complete and closed, was written to the end.
         run["etl"] = {**spec.provenance, "complete": True}
         aim_remote.close_run(run, spec.end_time)
+
+
+def iter_provenance(target: RemoteTarget):
+    """(run hash, `etl` param) of every complete run aim-etl wrote on the server: a lost ledger's source."""
+    repo = aim_remote.open_repo(target)
+    for run_hash in sorted(aim_remote.guarded(repo, target, lambda: aim_remote.run_hashes(repo))):
+        provenance = aim_remote.guarded(repo, target, lambda h=run_hash: aim_remote.read_provenance(repo, h))
+        if provenance and provenance.get("run_key") and provenance["complete"]:
+            yield run_hash, provenance
