@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,8 +41,8 @@ from etl.remote import RemoteTarget
 T = TypeVar("T")
 # The hash patch is module-global in Aim: runs created from several threads take turns.
 _CREATE_LOCK = threading.Lock()
-# Seconds a server may stay unreachable before the import gives up on it.
-GRACE = 10.0
+# Seconds a server may stay unreachable before the import gives up on it (a restart takes a few).
+GRACE = float(os.environ.get("AIM_ETL_SERVER_GRACE", "10"))
 _POLL = 0.05
 
 
