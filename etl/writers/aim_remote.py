@@ -18,7 +18,8 @@ upgrade moves any of it. What Aim's client can and cannot do over the wire, as f
   for good (and so would its exit handlers). `guarded` runs each step in a thread, watches the
   server, and on its death drops the client's queue and exit handlers and raises
   `ServerUnavailable`; nothing was marked done, and the next sync rewrites the run.
-- Each `track` is one websocket round trip; `batched` sends many points in one message.
+- Each `track` is one websocket round trip; `batched` sends several points in one message (few:
+  the server unpacks a message in time quadratic in its size).
 """
 
 from __future__ import annotations
