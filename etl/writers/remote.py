@@ -30,6 +30,8 @@ from etl.writers.sdk import WriteResult
 # key), so 2,000 points a message stalled it for minutes; 10 measured ~25% faster than 1, 50 slower.
 BATCH_POINTS = 10
 HELD_WAIT = 30.0
+# Seconds an incomplete run must stay unchanged to count as a leftover rather than being written.
+STALL = 2.0
 RELEASE_EVERY = 32
 
 WRITTEN, PRESENT, RACED = "written", "present", "raced"
@@ -80,6 +82,8 @@ class RemoteWriter:
         exists = spec.run_hash in aim_remote.run_hashes(self.repo)
         if exists and self._complete(spec):
             return PRESENT
+        if exists and self._another_writer_finished(spec):
+            return RACED
         deadline = time.monotonic() + self.held_wait
         waited = False
         while True:
@@ -119,6 +123,29 @@ class RemoteWriter:
             if self._released % RELEASE_EVERY == 0:
                 aim_remote.release()  # a closed Run holds its server resources until collected
         return WRITTEN
+
+    def _another_writer_finished(self, spec: RunSpec) -> bool:
+        """Watch an existing, incomplete run for a while: True if another writer completes it.
+
+        Asking the server for the lock of a run someone holds stalls the whole server for up to
+        10 s (it waits for the lock inside its event loop), the holder included. So a run that is
+        still changing is watched instead; one that stays still for `STALL` seconds is a leftover
+        (a killed import), opened and rewritten.
+        """
+        started = last_change = time.monotonic()
+        seen = None
+        while time.monotonic() - started < self.held_wait:
+            meta = aim_remote.read_meta(self.repo, spec.run_hash) or {}
+            provenance = (meta.get("attrs") or {}).get("etl") or {}
+            if provenance.get("complete") and meta.get("end_time") is not None:
+                return provenance.get("content_hash") == spec.content_hash
+            state = repr((meta.get("traces"), sorted(meta.get("attrs") or {})))
+            if state != seen:
+                seen, last_change = state, time.monotonic()
+            elif time.monotonic() - last_change >= STALL:
+                return False
+            time.sleep(0.25)
+        return False
 
     def _open(self, spec: RunSpec, exists: bool):
         if exists:
