@@ -7,7 +7,6 @@ run as separate processes, as they would on separate machines.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import http.server
 import json
 import os
@@ -81,17 +80,10 @@ class AimServer:
 
 
 def release_clients() -> None:
-    """Let this process's Aim clients release their server resources while the server still runs
-    (Aim's exit handlers would otherwise try at exit, against a server gone by then)."""
-    from aim.ext.cleanup import AutoClean
+    """This process's Aim clients let go of the server while it still runs (see `release_all`)."""
+    from etl.writers import aim_remote
 
-    gc.collect()
-    for _, finalizer in list(AutoClean._finalizers.values()):
-        info = finalizer.peek()
-        owner = getattr(info[1], "__self__", None) if info else None
-        if owner is not None and (getattr(owner, "rpc_client", None) or getattr(owner, "_client", None)):
-            finalizer()
-    gc.collect()
+    aim_remote.release_all()
 
 
 @pytest.fixture(scope="module")

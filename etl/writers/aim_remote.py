@@ -361,3 +361,20 @@ def _collect(tree, key: str) -> dict[Any, Any]:
     except KeyError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def release_all() -> None:
+    """Release every remote resource this process still holds, now, while the server answers.
+
+    Aim releases them at exit otherwise, and its exit handler waits for ever if the server is gone
+    by then (a failed release kills its cleanup thread before it signals the end).
+    """
+    from aim.ext.cleanup import AutoClean
+
+    gc.collect()
+    for _, finalizer in list(AutoClean._finalizers.values()):
+        info = finalizer.peek()
+        owner = getattr(info[1], "__self__", None) if info else None
+        if owner is not None and (getattr(owner, "rpc_client", None) or getattr(owner, "_client", None)):
+            finalizer()
+    gc.collect()
