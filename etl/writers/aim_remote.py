@@ -100,14 +100,14 @@ def guarded(repo: Repo, target: RemoteTarget, step: Callable[[], T], *, grace: f
             raise ServerUnavailable(target.address, f"no answer for {grace:g}s in the middle of the import")
     if "error" in box:
         error = box["error"]
-        if _is_connection_error(error) and not target.reachable():
+        if is_connection_error(error) and not target.reachable():
             abandon(repo)
             raise ServerUnavailable(target.address, f"{type(error).__name__}: {error}") from error
         raise error
     return box["value"]
 
 
-def _is_connection_error(error: BaseException) -> bool:
+def is_connection_error(error: BaseException) -> bool:
     import requests
     from websockets.exceptions import ConnectionClosed
 

@@ -85,7 +85,7 @@ class RemoteWriter:
         if exists and self._another_writer_finished(spec):
             return RACED
         deadline = time.monotonic() + self.held_wait
-        waited = False
+        waited = False  # a lock we had to wait for: the run exists now, written by someone else
         while True:
             try:
                 run = self._open(spec, exists)
@@ -101,12 +101,10 @@ class RemoteWriter:
                     )
                 time.sleep(0.5)
                 exists = spec.run_hash in aim_remote.run_hashes(self.repo)
+        # Opening a run clears its end time (Aim marks it running), so whether another importer
+        # finished it meanwhile cannot be told any more: it is rewritten, with the same content.
         try:
-            if waited and self._complete(spec):
-                # Another importer finished it while we waited for the lock: leave it as it is.
-                aim_remote.close_keeping_end(run, None)
-                return RACED
-            if exists:
+            if exists or waited:
                 self._note_kept_date(run, spec)
                 aim_remote.reset_run(run)
                 run.experiment = spec.experiment
@@ -114,7 +112,7 @@ class RemoteWriter:
         except ServerUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever the server refuses for this run's values
-            if aim_remote._is_connection_error(exc):
+            if aim_remote.is_connection_error(exc):
                 raise
             return f"Aim refused the run: {type(exc).__name__}: {exc} (left incomplete; rewritten next time)"
         finally:
