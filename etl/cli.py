@@ -237,12 +237,14 @@ def sync(report_path, quiet, watch, interval, fail_on, **options) -> None:
         _exit(report, fail_on)
         return
     paths, repo, kwargs = _import_arguments(options)
-    passes = 0
+    passes, down = 0, False
     try:
         while True:
             try:
                 for report in _library_errors(pipeline.watch)(paths, repo, interval=interval, **kwargs):
-                    passes += 1
+                    if down:
+                        _say("the Aim server answers again; watching")
+                    passes, down = passes + 1, False
                     summary = report.summary()
                     if not quiet and (summary["runs_written"] or report.invalid or report.pending):
                         click.echo(report.to_text(limit=5))
@@ -254,7 +256,9 @@ def sync(report_path, quiet, watch, interval, fail_on, **options) -> None:
                     raise click.ClickException(str(exc)) from exc
                 if passes == 0:  # never reached it: a wrong address more likely than a restart
                     raise Unreachable(str(exc)) from exc
-                _say(f"{exc}\nwatching on; next try in {interval:g}s")
+                if not down:  # once per outage, not once per pass
+                    _say(f"{exc}\nwatching on; trying again every {interval:g}s")
+                down = True
                 time.sleep(interval)
     except KeyboardInterrupt:
         _say("stopped watching")
