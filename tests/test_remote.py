@@ -320,11 +320,27 @@ def test_two_importers_with_their_own_ledgers_sync_into_one_server_at_once(serve
 def test_two_importers_of_the_same_source_make_one_run_per_source_run(server, tmp_path):
     log = write_log(tmp_path / "same" / "log.jsonl", 6, epochs=40)
     procs = [
-        aim_etl("migrate", log, "--repo", server.address, "--ledger", tmp_path / f"ledger{k}.sqlite") for k in range(2)
+        aim_etl(
+            "migrate",
+            log,
+            "--repo",
+            server.address,
+            "--ledger",
+            tmp_path / f"ledger{k}.sqlite",
+            "--report",
+            tmp_path / f"report{k}.json",
+        )
+        for k in range(2)
     ]
     for proc in procs:
         out, err = proc.communicate(timeout=180)
         assert proc.returncode == 0, err
+    reports = [json.loads((tmp_path / f"report{k}.json").read_text()) for k in range(2)]
+    # Each source run written once in all: the loser of a race waits and says so, it does not rewrite.
+    assert sum(r["summary"]["runs_written"] for r in reports) == 6
+    loser = min(reports, key=lambda r: r["summary"]["runs_written"])
+    if 0 < 6 - loser["summary"]["runs_written"] < 6 or loser["notes"]:
+        assert any("another importer" in note for note in loser["notes"])
     runs = server_runs(server, source=str(log))
     assert len(runs) == 6
     assert all(r["steps"] == list(range(40)) and r["etl"]["complete"] for r in runs.values())

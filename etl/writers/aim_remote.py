@@ -317,6 +317,15 @@ def read_provenance(repo: Repo, run_hash: str) -> dict[str, Any] | None:
     return {**provenance, "complete": bool(provenance.get("complete")) and meta.get("end_time") is not None}
 
 
+def run_provenance(run: Run) -> dict[str, Any]:
+    """The `etl` param of a run opened for writing ({} when it has none yet)."""
+    try:
+        value = run.meta_run_tree.collect(("attrs", "etl"))
+    except KeyError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def read_props(repo: Repo, run_hash: str) -> dict[str, Any]:
     """Name, experiment and tags of a run (Aim's structured DB on the server)."""
     props = repo.request_props(run_hash, read_only=True)

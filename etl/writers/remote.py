@@ -101,9 +101,9 @@ class RemoteWriter:
                     )
                 time.sleep(0.5)
                 exists = spec.run_hash in aim_remote.run_hashes(self.repo)
-        # Opening a run clears its end time (Aim marks it running), so whether another importer
-        # finished it meanwhile cannot be told any more: it is rewritten, with the same content.
         try:
+            if not exists and self._finished_by_another(run, spec):
+                return RACED
             if exists or waited:
                 self._note_kept_date(run, spec)
                 aim_remote.reset_run(run)
@@ -121,6 +121,19 @@ class RemoteWriter:
             if self._released % RELEASE_EVERY == 0:
                 aim_remote.release()  # a closed Run holds its server resources until collected
         return WRITTEN
+
+    def _finished_by_another(self, run, spec: RunSpec) -> bool:
+        """Created "new", but another importer of the same source created it first and finished it
+        while the server made us wait for its lock: its provenance is there, with our content.
+
+        Opening cleared the run's end time (Aim marks an open run as running); it is the spec's,
+        since the content is the same, so closing with it leaves the run exactly as it was.
+        """
+        provenance = aim_remote.run_provenance(run)
+        if not (provenance.get("complete") and provenance.get("content_hash") == spec.content_hash):
+            return False
+        aim_remote.close_run(run, spec.end_time)
+        return True
 
     def _another_writer_finished(self, spec: RunSpec) -> bool:
         """Watch an existing, incomplete run for a while: True if another writer completes it.
