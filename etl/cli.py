@@ -392,23 +392,53 @@ class _progress:
 
 
 def _update_bar(bar, progress: pipeline.Progress) -> None:
+    """The share of source bytes done and the time left, then records, runs and points per second.
+
+    tqdm's own rate would count the bytes of unchanged files as read in an instant; the estimate
+    comes from `Progress.seconds_left` instead, and the bar counts records."""
     bar.update(progress.records - bar.n)
     seconds = max(progress.seconds, 1e-9)
     runs, points = progress.runs, progress.points
-    bar.set_postfix_str(f"{runs} runs ({runs / seconds:.0f}/s), {points} points ({points / seconds:.0f}/s)")
+    share, left = progress.share, progress.seconds_left
+    done = "" if share is None else f"{share:4.0%} of {_bytes(progress.bytes_total)}, "
+    eta = "" if left is None else f"about {_duration(left)} left, "
+    bar.set_postfix_str(f"{done}{eta}{runs} runs ({runs / seconds:.0f}/s), {points} points ({points / seconds:.0f}/s)")
 
 
-def _validate_ticker():
-    """One tick per run checked (tqdm shows runs/s); the postfix counts those written, the slow part."""
-    written = 0
+def _bytes(size: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
 
-    def update(bar, checked) -> None:
-        nonlocal written
-        written += checked.state == "written"
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class _ValidateTicker:
+    """One tick per run checked, out of the repo's runs when known (tqdm gives the share and the
+    time left); the postfix counts those written, the slow part."""
+
+    def __init__(self) -> None:
+        self.runs: int | None = None
+        self.written = 0
+
+    def __call__(self, bar, checked) -> None:
+        if self.runs is not None and bar.total != self.runs:
+            bar.total = self.runs
+        self.written += checked.state == "written"
         bar.update(1)
-        bar.set_postfix_str(f"{written} written")
+        bar.set_postfix_str(f"{self.written} written")
 
-    return update
+    def total(self, runs: int) -> None:
+        self.runs = runs
 
 
 def _write_report(report: SyncReport, report_path: Path) -> None:
@@ -533,7 +563,7 @@ def _load_rules(path: Path | None):
 @cli.command(epilog=VALIDATE_EXIT_CODES_HELP)
 @repo_option
 @rules_option(required=True)
-@click.option("--query", help='AimQL: check only the runs it matches, e.g. \'run.experiment == "cifar"\'.')
+@click.option("--query", help="AimQL: check only the runs it matches, e.g. 'run.experiment == \"cifar\"'.")
 @click.option("--dry-run", is_flag=True, help="Check and report; write nothing on any run.")
 @click.option(
     "--report",
@@ -557,9 +587,17 @@ def validate(repo, rules_path, query, dry_run, report_path, fail_on, lock_wait, 
     _check_report_suffix(report_path, REPORT_SUFFIXES)
     rules = _load_rules(rules_path)
     try:
-        with _progress(quiet, " runs", _validate_ticker()) as on_run:
+        ticker = _ValidateTicker()
+        with _progress(quiet, " runs", ticker) as on_run:
             report = pipeline.validate(
-                repo, rules, query=query, dry_run=dry_run, lock_wait=lock_wait, on_wait=_say, on_run=on_run
+                repo,
+                rules,
+                query=query,
+                dry_run=dry_run,
+                lock_wait=lock_wait,
+                on_wait=_say,
+                on_run=on_run,
+                on_total=ticker.total if on_run is not None else None,
             )
     except SyntaxError as exc:
         # Aim's parser puts its message in a tuple.
@@ -627,7 +665,7 @@ def verify(sources, repo, ledger, deep, report_path, quiet, **options) -> None:
 
 @cli.command()
 @repo_option
-@click.option("--query", help='AimQL: export only the runs it matches, e.g. \'run.experiment == "cifar"\'.')
+@click.option("--query", help="AimQL: export only the runs it matches, e.g. 'run.experiment == \"cifar\"'.")
 @click.option("--to", "to", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder to write.")
 @click.option(
     "--format",

@@ -38,16 +38,39 @@ from etl.report import SyncReport
 from etl.writers.naming import repo_root
 
 DEFAULT_CHUNK_SIZE = 500
+# Verdicts written per SQL transaction and index batch by `validate`.
+VERDICT_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """Cumulative counts, handed to a progress callback after every chunk."""
+    """Cumulative counts, handed to a progress callback after every chunk, run written and file.
+
+    The share done is measured in source bytes, the one total known before reading: records and
+    runs are only counted as they are met. `bytes_done` includes what needs no reading (an
+    unchanged file, the part of an appended file before its cursor); the time left is estimated
+    from the bytes actually read, so a sync that skips most of its history does not promise to
+    finish at once.
+    """
 
     records: int
     runs: int
     points: int
     seconds: float
+    bytes_done: int = 0
+    bytes_total: int = 0
+    bytes_read: int = 0
+
+    @property
+    def share(self) -> float | None:
+        return min(self.bytes_done / self.bytes_total, 1.0) if self.bytes_total else None
+
+    @property
+    def seconds_left(self) -> float | None:
+        """None until enough has been read to tell (a second, or some bytes)."""
+        if not self.bytes_total or self.bytes_read <= 0 or self.seconds < 1.0:
+            return None
+        return max(self.bytes_total - self.bytes_done, 0) * self.seconds / self.bytes_read
 
 
 def read(
@@ -150,6 +173,7 @@ def _import(
         report.add_skipped_file(item.source, item.reason)
 
     job = _Job(report, rules, chunk_size, progress, started, incremental)
+    job.bytes_total = sum(_size(f.path) for f in files)
     job.mapping = mapping
     job.reading = reading_fingerprint(rules, format, keyed, mapping)
     if governance is not None:
@@ -238,8 +262,26 @@ class _Job:
         self.reading = ""
         self.governance: RuleSet | None = None
         self.strict = False
+        # Progress in source bytes: files finished, and the place reached in the current one.
+        self.bytes_total = 0
+        self.bytes_finished = 0
+        self.bytes_read_finished = 0
+        self.position = 0
+        self.read_from = 0
+        self.span: tuple[int, int, int] | None = None  # the chunk being written: from, to, runs written
 
     def import_file(self, source: SourceFile, keyed: str) -> None:
+        self.position = self.read_from = 0
+        try:
+            self._import_file(source, keyed)
+        finally:
+            size = _size(source.path)
+            self.bytes_finished += size
+            self.bytes_read_finished += max(size - self.read_from, 0)
+            self.position = self.read_from = 0
+            self._tick()
+
+    def _import_file(self, source: SourceFile, keyed: str) -> None:
         stats = self.report.file(source.source, source.format)
         cursor = self.ledger.cursor(source.source) if self.ledger is not None else None
         try:
@@ -250,6 +292,7 @@ class _Job:
             return
         if start is not None and start.byte_offset == stat.st_size:
             stats.mode = "unchanged"
+            self.read_from = stat.st_size
             if (stat.st_size, stat.st_mtime_ns) != (cursor.size, cursor.mtime_ns):
                 self._save_cursor(source, start.byte_offset, start.line, stat)
             return
@@ -259,6 +302,7 @@ class _Job:
         else:
             stats.mode = "read" if cursor is None else "re-read"
         offset, line = (start.byte_offset, start.line) if start is not None else (0, 0)
+        self.position = self.read_from = offset
         consumed = self._read(source, keyed, offset, line)
         if consumed is not None:
             self._save_cursor(source, *consumed, stat)
@@ -288,7 +332,7 @@ class _Job:
                     self.records += 1
                     chunk.append(item)
                     if len(chunk) >= self.chunk_size:
-                        self._process(chunk, source.path)
+                        self._process(chunk, source.path, end[0])
                         chunk = []
                 if item.end_offset is not None:
                     end = (item.end_offset, _line_of(item.locator))
@@ -296,7 +340,7 @@ class _Job:
             self.report.add_invalid(source.source, "file", f"cannot read: {exc.strerror or exc}")
             return None
         if chunk:
-            self._process(chunk, source.path)
+            self._process(chunk, source.path, end[0])
         if stopped:
             return None  # not read to its end: no cursor, so the next sync tries the file again
         if source.format != JSONL:
@@ -330,7 +374,9 @@ class _Job:
             )
         )
 
-    def _process(self, chunk: list[Record], path: Path | None = None) -> None:
+    def _process(self, chunk: list[Record], path: Path | None = None, upto: int | None = None) -> None:
+        """Read, plan, map and write one chunk; its bytes (to `upto`) count as done as its runs are written."""
+        self.span = (self.position, upto if upto is not None and upto > self.position else self.position, 0)
         frames = self.normalizer.normalize(chunk, path)
         plan = self.planner.plan(frames.runs)
         self.report.add_chunk(frames, plan)
@@ -363,13 +409,33 @@ class _Job:
                 accepted.append(replace(spec, validation=validation.to_param(), tags=(*spec.tags, validation.tag)))
         return accepted, rejected
 
-    def _tick(self, spec=None) -> None:
-        """Progress after every chunk, and after every run written (a chunk of new runs can take a minute)."""
+    def _tick(self, spec=None, runs_in_chunk: int = 0) -> None:
+        """Progress after every chunk, and after every run written (a chunk of new runs can take a minute).
+
+        A chunk's bytes are done once its runs are written, shared out run by run on the way, so
+        the share done and the time left follow the writing, the slow part, not the reading."""
         if spec is not None:
             self.live_runs += 1
             self.live_points += spec.points
+            start, end, written = self.span
+            self.span = (start, end, written + 1)
+            if runs_in_chunk:
+                self.position = start + (end - start) * min(written + 1, runs_in_chunk) // runs_in_chunk
+        elif self.span is not None:
+            self.position = self.span[1]
+            self.span = None
         if self.progress is not None:
-            self.progress(Progress(self.records, self.live_runs, self.live_points, time.monotonic() - self.started))
+            self.progress(
+                Progress(
+                    self.records,
+                    self.live_runs,
+                    self.live_points,
+                    time.monotonic() - self.started,
+                    bytes_done=self.bytes_finished + self.position,
+                    bytes_total=self.bytes_total,
+                    bytes_read=self.bytes_read_finished + max(self.position - self.read_from, 0),
+                )
+            )
 
     def _write(self, specs: list, rejected: list, actions: dict[str, str]) -> None:
         if rejected:
@@ -379,7 +445,7 @@ class _Job:
             return
         self.ledger.record((_entry(s, WRITING) for s in specs), self.report.batch)
         try:
-            result = self.writer.write(specs, on_run=self._tick)
+            result = self.writer.write(specs, on_run=lambda spec: self._tick(spec, len(specs)))
         except Exception as exc:  # noqa: BLE001 - reported with what was committed, then re-raised
             raise StageFailed("write", exc, self.report.runs_written) from exc
         self.ledger.record((_entry(s, DONE) for s in (*result.written, *result.already_present)), self.report.batch)
@@ -462,6 +528,14 @@ def prefix_hash(path: Path, length: int) -> str:
             digest.update(block)
             remaining -= len(block)
     return digest.hexdigest()
+
+
+def _size(path: Path) -> int:
+    """A source's size in bytes; a folder read as one source (a trainer's output) counts as 0."""
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except OSError:
+        return 0
 
 
 def _line_of(locator: str) -> int:
@@ -620,6 +694,7 @@ def validate(
     lock_wait: float = 0.0,
     on_wait: Callable[[str], None] | None = None,
     on_run: Callable[[CheckedRun], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> GovernanceReport:
     """Check the runs of any Aim repo (imported or logged live) and write each one's validation.
 
@@ -629,15 +704,15 @@ def validate(
     touched; the index is still brought up to date (as `aim up` does), or unindexed runs would be
     invisible to the check.
     """
-    from etl.writers.governance import GovernanceRepo, RunHeld
+    from etl.governance.model import Validation
+    from etl.writers.governance import GovernanceRepo, StoredRun
 
     remote = RemoteTarget.parse(repo)
     if remote is not None:  # aim://: same checks over the wire; the lock is the one beside this machine's ledger
         from etl.writers.remote_governance import RemoteGovernanceRepo
-        from etl.writers.remote_governance import RunHeld as RemoteRunHeld
 
         remote.check()
-        root, lock_path, RunHeld = Path.cwd(), _lock_path(remote, remote.default_ledger()), RemoteRunHeld  # noqa: N806
+        root, lock_path = Path.cwd(), _lock_path(remote, remote.default_ledger())
     else:
         root, lock_path = repo_root(repo), None
         if not (root / ".aim").is_dir():  # before the lock, which would create the folder
@@ -647,26 +722,45 @@ def validate(
         if not dry_run:
             stack.enter_context(_repo_lock(root, lock_wait, on_wait, lock_path))
         target = GovernanceRepo(root) if remote is None else RemoteGovernanceRepo(remote)
+        if on_total is not None and not query:
+            # Only without a query is the number of runs to check known before checking them.
+            on_total(target.count())
         written: list[str] = []
-        for stored in target.runs(query):
+        pending: list[tuple[StoredRun, Validation]] = []
+
+        def flush() -> None:
+            outcome = target.write_many([(stored.view.key, validation) for stored, validation in pending])
+            written.extend(outcome.written)
+            if not outcome.indexed:
+                report.left_to_indexer += len(outcome.written)
+            for stored, validation in pending:
+                reason = outcome.held.get(stored.view.key)
+                if reason is None:
+                    checked(stored, "written", validation)
+                else:
+                    checked(stored, "active", None, reason)
+            pending.clear()
+
+        def checked(stored: StoredRun, state: str, validation: Validation | None, reason: str | None = None) -> None:
             view = stored.view
-            validation = evaluate(rules, view)
-            state, reason = "unchanged", None
-            if not stored.carries(validation):
-                state = "dry-run"
-                if not dry_run:
-                    try:
-                        target.write(view.key, validation, stored.end_time)
-                        state = "written"
-                        written.append(view.key)
-                    except RunHeld as held:
-                        state, reason, validation = "active", f"held open by another process ({held})", None
-            checked = CheckedRun(view.key, view.experiment, view.name, state, validation, reason=reason)
-            report.runs.append(checked)
+            run = CheckedRun(view.key, view.experiment, view.name, state, validation, reason=reason)
+            report.runs.append(run)
             if on_run is not None:
-                on_run(checked)
+                on_run(run)
+
+        for stored in target.runs(query):
+            validation = evaluate(rules, stored.view)
+            if stored.carries(validation):
+                checked(stored, "unchanged", validation)
+            elif dry_run:
+                checked(stored, "dry-run", validation)
+            else:
+                pending.append((stored, validation))
+                if len(pending) >= VERDICT_BATCH:
+                    flush()
+        if pending:
+            flush()
         if written:
-            target.index(written)
             report.compliance_run = target.track_compliance(
                 rules.version,
                 {

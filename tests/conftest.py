@@ -28,6 +28,25 @@ def corpus() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def migrated_corpus(tmp_path_factory) -> tuple[Path, dict]:
+    """The whole corpus migrated once per session: (repo, migrate's JSON report).
+
+    Migrating it takes a good share of the suite's time, so the tests that only read the result
+    (verify, export, the sync that must write nothing) share one repo. None may change its runs.
+    """
+    import json
+
+    path = corpus_dir()
+    if not path.is_dir():
+        pytest.skip(f"shared corpus not found at {path} (set AIM_ETL_CORPUS to its folder)")
+    folder = tmp_path_factory.mktemp("migrated-corpus")
+    repo, report = folder / "repo", folder / "migrate.json"
+    result = run_cli("migrate", path, "--repo", repo, "--report", report, "-q")
+    assert result.exit_code == 3, result.output  # the truncated decksage file, and only that
+    return repo, json.loads(report.read_text())
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     return tmp_path / "repo"

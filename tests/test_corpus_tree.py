@@ -38,12 +38,8 @@ def test_hand_kept_logs_keep_every_number(corpus, tmp_path, log):
             assert any(same_number(number, s) for s in stored), (log, lineno, number)
 
 
-def test_the_whole_corpus_in_one_command_then_sync_is_a_noop(corpus, tmp_path):
-    repo = tmp_path / "repo"
-    first_report = tmp_path / "first.json"
-    result = run_cli("migrate", corpus, "--repo", repo, "--report", first_report, "-q")
-    assert result.exit_code == 3  # the truncated decksage file
-    first = json.loads(first_report.read_text())
+def test_the_whole_corpus_in_one_command_then_sync_is_a_noop(corpus, migrated_corpus, tmp_path):
+    repo, first = migrated_corpus  # migrate exited 3: the truncated decksage file
     on_disk = {p.resolve().as_posix() for p in corpus.rglob("*") if p.is_file()}
     assert {f["source"] for f in first["files"]} | {s["source"] for s in first["skipped"]} >= on_disk
     assert first["summary"]["runs_written"] == len(aim_runs(repo)) > 0

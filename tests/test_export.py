@@ -105,10 +105,9 @@ def test_bad_query_is_a_usage_error(tmp_path):
     assert "is not valid AimQL" in result.output
 
 
-def test_round_trip_on_the_whole_corpus(corpus, tmp_path):
+def test_round_trip_on_the_whole_corpus(migrated_corpus, tmp_path):
     """migrate -> export -> migrate into an empty repo -> verify: every corpus run comes back equal."""
-    original, copy, folder = tmp_path / "a", tmp_path / "b", tmp_path / "export"
-    _migrate(corpus, original)
+    (original, _), copy, folder = migrated_corpus, tmp_path / "b", tmp_path / "export"
     assert run_cli("export", "--repo", original, "--to", folder).exit_code == 0
     _migrate(folder, copy)
     assert _assert_same_runs(original, copy) > 9000

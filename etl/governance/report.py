@@ -132,6 +132,8 @@ class GovernanceReport:
     runs: list[CheckedRun]
     dry_run: bool = False
     compliance_run: str | None = None  # hash of the governance run the pass was tracked into
+    # Runs written while another process (`aim up`) held the index: its indexer shows them.
+    left_to_indexer: int = 0
 
     # -- figures ----------------------------------------------------------------------------
 
@@ -289,6 +291,11 @@ def render_text(report: GovernanceReport, *, limit: int = 20) -> str:
             out.append(f"  ... and {len(active) - limit} more (see --report FILE)")
     if report.compliance_run:
         out.append(f"tracked into governance run {report.compliance_run}")
+    if report.left_to_indexer:
+        out.append(
+            f"{report.left_to_indexer} runs written while another process (aim up) held the index: "
+            "its indexer shows their new verdicts within seconds"
+        )
     return "\n".join(out)
 
 
@@ -327,6 +334,7 @@ def report_document(report: GovernanceReport) -> dict[str, Any]:
         "rules_source": report.rules_source,
         "dry_run": report.dry_run,
         "compliance_run": report.compliance_run,
+        "left_to_indexer": report.left_to_indexer,
         "summary": {
             "runs": len(report.runs),
             "checked": len(report.checked),

@@ -22,8 +22,9 @@ from aim.storage.context import Context
 from etl import __version__
 from etl.errors import EtlError
 from etl.governance.model import TAG_PREFIX, RunView, TraceSummary, Validation, context_key
-from etl.writers import aim_adapter
+from etl.writers import aim_adapter, aim_index
 from etl.writers.naming import run_hash_for
+from etl.writers.verdicts import Verdict, VerdictsWritten, write_verdicts
 
 GOVERNANCE_EXPERIMENT = "governance"
 # The param that marks the tool's own compliance runs, which are never validated themselves.
@@ -62,6 +63,10 @@ class GovernanceRepo:
         self.reader = aim_adapter.open_repo(path)
         self._unreleased = 0
 
+    def count(self) -> int:
+        """Runs in the repo's index: what a pass over every run will meet (compliance runs included)."""
+        return sum(1 for _ in self.reader.meta_tree.subtree("chunks").keys())  # noqa: SIM118 - a tree, not a dict
+
     def runs(self, query: str | None = None) -> Iterator[StoredRun]:
         """Every run matching the AimQL `query` (all runs when None), the compliance runs left out."""
         if query:
@@ -73,6 +78,10 @@ class GovernanceRepo:
             stored = _stored(run)
             if stored is not None:
                 yield stored
+
+    def write_many(self, verdicts: Sequence[tuple[str, Validation]], workers: int = 4) -> VerdictsWritten:
+        """Write many verdicts straight into storage (see `etl.writers.verdicts`), indexed in one batch."""
+        return write_verdicts(self.writer, [Verdict(h, v.to_param(), v.tag) for h, v in verdicts], workers=workers)
 
     def write(self, run_hash: str, validation: Validation, end_time: float | None) -> None:
         """Put `validation` on the run with exactly one status tag; raise `RunHeld` if it is active."""
@@ -99,10 +108,11 @@ class GovernanceRepo:
             gc.collect()
             self._unreleased = 0
 
-    def index(self, run_hashes: Sequence[str]) -> None:
-        """Re-index what was written, so AimQL and `aim up` see the new validation at once."""
+    def index(self, run_hashes: Sequence[str]) -> bool:
+        """Re-index what was written, so AimQL and `aim up` see the new validation at once; False
+        when another process (`aim up`) holds the index, whose indexer then picks the runs up."""
         self._release_locks(now=True)
-        aim_adapter.index_runs(self.writer, list(run_hashes))
+        return aim_index.index_runs(self.writer, list(run_hashes))
 
     def track_compliance(
         self, rules_version: str, figures: Mapping[str, float], rule_rates: Mapping[str, float]

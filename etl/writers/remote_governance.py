@@ -20,6 +20,7 @@ from etl.remote import RemoteTarget
 from etl.writers import aim_adapter, aim_remote
 from etl.writers.governance import GOVERNANCE_EXPERIMENT, GOVERNANCE_PARAM, StoredRun, stored_view
 from etl.writers.naming import run_hash_for
+from etl.writers.verdicts import VerdictsWritten
 
 RunHeld = aim_remote.RunHeld
 
@@ -60,6 +61,12 @@ class RemoteGovernanceRepo:
         aim_adapter.check_aim_version()
         self.target = target
         self.repo = aim_remote.open_repo(target)
+        # Each run's end time as read, so writing a verdict leaves it as it was (opening clears it).
+        self._end_times: dict[str, float | None] = {}
+
+    def count(self) -> int:
+        """Runs on the server (compliance runs included), as a pass over every run will meet them."""
+        return len(self._guarded(lambda: aim_remote.run_hashes(self.repo)))
 
     def _guarded(self, step):
         return aim_remote.guarded(self.repo, self.target, step)
@@ -76,6 +83,7 @@ class RemoteGovernanceRepo:
         for run_hash in found:
             stored = self._guarded(lambda run_hash=run_hash: self._read(run_hash))
             if stored is not None:
+                self._end_times[run_hash] = stored.end_time
                 yield stored
 
     def _read(self, run_hash: str) -> StoredRun | None:
@@ -102,8 +110,17 @@ class RemoteGovernanceRepo:
 
         self._guarded(step)
 
-    def index(self, run_hashes: Sequence[str]) -> None:
-        self._guarded(lambda: aim_remote.index_runs(self.repo, list(run_hashes)))
+    def write_many(self, verdicts: Sequence[tuple[str, Validation]]) -> VerdictsWritten:
+        """One run at a time over the wire (the server applies writes one by one anyway), then indexed."""
+        written, held = [], {}
+        for run_hash, validation in verdicts:
+            try:
+                self.write(run_hash, validation, self._end_times.get(run_hash))
+                written.append(run_hash)
+            except RunHeld as error:
+                held[run_hash] = f"held open by another process ({error})"
+        indexed = self._guarded(lambda: aim_remote.index_runs(self.repo, written))
+        return VerdictsWritten(written, held, indexed)
 
     def track_compliance(
         self, rules_version: str, figures: Mapping[str, float], rule_rates: Mapping[str, float]

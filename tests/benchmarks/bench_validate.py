@@ -2,15 +2,18 @@
 
     python tests/benchmarks/bench_validate.py [--runs 10000] [--points 20] [--rules fixtures/rules.toml]
 
-Builds the repo first (the SDK's own cost, ~20 runs/s here, printed apart), then times a first
-validate (every run gets its validation written), a second one with the same rules (must write
-nothing), and a dry run. Threshold rules read Aim's per-series summary, never the series, so the
-first pass costs one run opened for writing per run, and the second only reads.
+Builds the repo first with two logging processes (the SDK's own cost, printed apart), then times
+a dry run (which indexes the new runs, as `aim up` would), a first validate (every run gets its
+verdict written) and a second one with the same rules (must write nothing). Threshold rules read
+Aim's per-series summary, never the series, so the first pass costs one write batch into each
+run's meta container (opening it is most of that), and the second only reads. Target for the
+first pass: 100 runs/s.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import random
 import tempfile
 import time
@@ -24,11 +27,18 @@ from etl.pipeline import validate
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def build_repo(repo: Path, runs: int, points: int) -> None:
-    """Runs as training code logs them: a name, hparams, a val accuracy series; closed, not indexed."""
-    rng = random.Random(11)
+def build_repo(repo: Path, runs: int, points: int, processes: int = 2) -> None:
+    """Runs as training code logs them: a name, hparams, a val accuracy series; closed, not indexed.
+
+    Several training processes log at once, as on a shared machine (and the build takes half as long)."""
     Repo(str(repo), init=True)
-    for i in range(runs):
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        pool.starmap(_log_runs, [(repo, range(k, runs, processes), points) for k in range(processes)])
+
+
+def _log_runs(repo: Path, indices: range, points: int) -> None:
+    rng = random.Random(11 + indices.start)
+    for i in indices:
         run = Run(
             repo=str(repo), experiment=f"sweep-{i % 7}", system_tracking_interval=None, capture_terminal_logs=False
         )
@@ -78,7 +88,10 @@ def main() -> None:
             f"runs: {len(first.runs)}; PASS {counts['PASS']}, WARN {counts['WARN']}, FAIL {counts['FAIL']}; "
             f"mean score {first.mean_score:.1f}"
         )
-        print(f"first pass: {written} written, {written / first_s:.0f} runs/s ({first_s / 60:.1f} min)")
+        print(
+            f"first pass: {written} written, {written / first_s:.0f} runs/s ({first_s / 60:.1f} min); "
+            "target >= 100 runs/s"
+        )
         print(
             f"second pass: {unchanged} unchanged, {len(second.runs) / second_s:.0f} runs/s, "
             f"{first_s / second_s:.1f}x faster than the first"

@@ -1,0 +1,124 @@
+"""`validate` writes verdicts straight into storage: the same bytes as through Aim's SDK.
+
+Two copies of one repo get the same verdicts, one through a `Run` opened for writing (the SDK
+path, kept for remote repos), one through `write_verdicts`; their runs' meta containers, their
+index entries and their tags must be identical.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import aimrocks
+import pytest
+from aim import Repo
+
+from etl.governance.model import FAILED, Outcome, Validation
+from etl.governance.report import render_text
+from etl.governance.rules import parse_rules
+from etl.pipeline import validate
+from etl.writers import aim_adapter
+from etl.writers.governance import GovernanceRepo
+from tests.test_validate import RULES, log_run
+
+ROOT_KEYS_MASKED = (b"index_cache\xfe",)  # checksums of the chunk files: their mtimes differ by copy
+
+
+def _container(path: Path) -> dict[bytes, bytes]:
+    db = aimrocks.DB(str(path), aimrocks.Options(), read_only=True)
+    try:
+        iterator = db.iteritems()
+        iterator.seek_to_first()
+        return dict(iterator)
+    finally:
+        del db
+
+
+def _tags(repo: Path) -> dict[str, list[str]]:
+    return {run.hash: sorted(run.tags) for run in Repo(str(repo)).iter_runs()}
+
+
+def _validation(status: str, violations: int) -> Validation:
+    failed = tuple(
+        Outcome(f"r{i}", "error", "fail", FAILED, 1.0, "hparams.lr", 0.5 + i, f"lr {i} out of range")
+        for i in range(violations)
+    )
+    return Validation("team-1", 100.0 - 10 * violations, status, failed)
+
+
+@pytest.fixture
+def twins(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    original = tmp_path / "a"
+    hashes = [log_run(original, f"run-{i}", 0.01 * (i + 1), [0.5, 0.6 + i / 10]) for i in range(3)]
+    # One run already validated under older rules, with a longer list: replaced, not merged.
+    gov = GovernanceRepo(original)
+    gov.write(hashes[0], _validation("FAIL", 3), None)
+    gov.index([hashes[0]])
+    del gov
+    copy = tmp_path / "b"
+    shutil.copytree(original, copy)
+    return original, copy, hashes
+
+
+def test_verdicts_written_directly_equal_the_sdks_key_for_key(twins):
+    sdk_repo, bulk_repo, hashes = twins
+    verdicts = [
+        (hashes[0], _validation("WARN", 1)),
+        (hashes[1], _validation("PASS", 0)),
+        (hashes[2], _validation("FAIL", 2)),
+    ]
+    ends = {h: Repo(str(sdk_repo)).get_run(h).end_time for h in hashes}
+
+    sdk = GovernanceRepo(sdk_repo)
+    for run_hash, validation in verdicts:
+        sdk.write(run_hash, validation, ends[run_hash])
+    sdk._release_locks(now=True)
+    aim_adapter.index_runs(sdk.writer, hashes)  # Aim's own indexer, one key at a time
+    outcome = GovernanceRepo(bulk_repo).write_many(verdicts)
+    assert sorted(outcome.written) == sorted(hashes) and outcome.held == {} and outcome.indexed
+
+    for run_hash in hashes:
+        chunk = Path(".aim") / "meta" / "chunks" / run_hash
+        assert _container(bulk_repo / chunk) == _container(sdk_repo / chunk), run_hash
+    masked = [
+        {k: v for k, v in _container(repo / ".aim" / "meta" / "index").items() if not k.startswith(ROOT_KEYS_MASKED)}
+        for repo in (sdk_repo, bulk_repo)
+    ]
+    assert masked[0] == masked[1]
+    assert _tags(bulk_repo) == _tags(sdk_repo)
+    run = Repo(str(bulk_repo)).get_run(hashes[0])
+    assert run["validation"]["status"] == "WARN" and len(run["validation"]["violations"]) == 1
+    assert sorted(run.tags) == ["validation:WARN"]
+    assert run.end_time == ends[hashes[0]]  # annotating a run does not change when it ended
+
+
+def test_verdicts_written_while_another_process_holds_the_index_are_left_to_its_indexer(twins):
+    """An `aim up` on the repo holds the index while it indexes; validate must not fight it."""
+    repo, _, hashes = twins
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from aim import Repo; "
+            f"index = Repo({str(repo)!r})._get_index_container('meta', 0); print('held', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        report = validate(repo, parse_rules(RULES, "rules.toml"))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert {r.run_hash: r.state for r in report.runs} == dict.fromkeys(hashes, "written")
+    assert report.left_to_indexer == 3
+    assert "3 runs written while another process (aim up) held the index" in render_text(report)
+    # Written in the runs themselves: the next indexing pass (aim up's, or validate's own) shows them.
+    again = validate(repo, parse_rules(RULES, "rules.toml"))
+    assert {r.state for r in again.runs} == {"unchanged"}
+    statuses = {h: Repo(str(repo)).get_run(h)["validation"]["status"] for h in hashes}
+    assert statuses == {r.run_hash: r.validation.status for r in report.runs}
