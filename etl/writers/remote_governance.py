@@ -114,6 +114,11 @@ class RemoteGovernanceRepo:
         """One run at a time over the wire (the server applies writes one by one anyway), then indexed."""
         written, held = [], {}
         for run_hash, validation in verdicts:
+            if self._end_times.get(run_hash) is None:
+                # Not closed: being logged, most likely. Asking the server for its lock would stall
+                # the whole server for 10 s (it waits inside its event loop), so it is not asked.
+                held[run_hash] = "not closed (no end time): another process may be logging it"
+                continue
             try:
                 self.write(run_hash, validation, self._end_times.get(run_hash))
                 written.append(run_hash)
