@@ -387,3 +387,24 @@ def test_a_server_killed_mid_import_stops_it_and_the_next_sync_completes_the_his
     finally:
         release_clients()
         srv.kill()
+
+
+def test_validate_reports_a_run_being_logged_through_the_server_as_active_and_leaves_it(server, tmp_path):
+    from etl.governance.rules import load_rules
+    from etl.pipeline import validate
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    repo = Repo(server.address)
+    live = Run(repo=repo, experiment="live", system_tracking_interval=None, capture_terminal_logs=False)
+    live["hparams"] = {"lr": 0.5}
+    live.track(0.1, name="loss", step=0)
+    try:
+        report = validate(server.address, load_rules(rules))
+        states = {r.run_hash: r.state for r in report.runs}
+        assert states[live.hash] == "active"
+        assert "validation" not in live.meta_run_tree.collect("attrs")
+    finally:
+        live.close()
+        del live, repo
+        release_clients()
