@@ -2,7 +2,8 @@
 
 Exit codes: 0 all done; 3 done, but some records or files were invalid (all are in the report);
 4 a run failed the governance rules at the --fail-on level; 5 another aim-etl holds the repo (see
---wait); 6 `verify` found Aim and the sources differ; 2 usage error or a bad rules file; 1 failure.
+--wait); 6 `verify` found Aim and the sources differ; 7 an aim:// server does not answer; 2 usage
+error or a bad rules file; 1 failure.
 """
 
 from __future__ import annotations
@@ -10,19 +11,20 @@ from __future__ import annotations
 import functools
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import click
 
 from etl import __version__, pipeline
-from etl.errors import EtlError, RepoLocked
+from etl.errors import EtlError, RepoLocked, ServerUnavailable, StageFailed
 from etl.governance.report import FAIL_LEVELS, REPORT_SUFFIXES
 from etl.governance.report import render_text as render_governance_text
 from etl.governance.report import write_report as write_governance_report
 from etl.interpret import FieldRules
 from etl.plan import ON_CHANGE, ON_CHANGE_UPDATE
 from etl.readers import FORMATS, KEYED_AS_CONTEXT, KEYED_AS_RUNS
-from etl.report import EXIT_INVALID, EXIT_LOCKED, EXIT_QUALITY, SyncReport
+from etl.report import EXIT_INVALID, EXIT_LOCKED, EXIT_QUALITY, EXIT_UNREACHABLE, SyncReport
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -31,6 +33,7 @@ Exit codes:
   4  with --rules and --fail-on: a run failed at that level (wins over 3)
   5  another aim-etl is importing into the repo (waited --wait seconds)
   6  verify: Aim and the sources differ (a run differs, is missing, gone or edited in Aim)
+  7  --repo aim://: the Aim server does not answer (at start or mid-import); run again when it is back
   2  usage error, or a bad --rules file (nothing is written)
   1  failure"""
 
@@ -44,15 +47,26 @@ wait_option = click.option(
     help="Seconds to wait for another aim-etl working on the same repo (then exit 5).",
 )
 ledger_option = click.option(
-    "--ledger", type=click.Path(path_type=Path), help="Ledger file [default: beside the repo's .aim]."
+    "--ledger",
+    type=click.Path(path_type=Path),
+    help="Ledger file [default: beside the repo's .aim; for aim:// in ~/.local/share/aim-etl/servers/HOST_PORT].",
 )
 repo_option = click.option(
-    "--repo", default=".", show_default=True, help="Aim repo path, as Aim's CLI takes it (`PATH` holds `.aim`)."
+    "--repo",
+    default=".",
+    show_default=True,
+    help="Aim repo path, as Aim's CLI takes it (`PATH` holds `.aim`), or an Aim server: aim://HOST:PORT.",
 )
 
 
 class Locked(click.ClickException):
     exit_code = EXIT_LOCKED
+
+
+class Unreachable(click.ClickException):
+    """Exit 7: the aim:// server does not answer; nothing not written was recorded, so cron may simply retry."""
+
+    exit_code = EXIT_UNREACHABLE
 
 
 def _library_errors(func):
@@ -64,6 +78,10 @@ def _library_errors(func):
             return func(*args, **kwargs)
         except RepoLocked as exc:
             raise Locked(str(exc)) from exc
+        except (ServerUnavailable, StageFailed) as exc:
+            if isinstance(exc, ServerUnavailable) or isinstance(exc.cause, ServerUnavailable):
+                raise Unreachable(str(exc)) from exc
+            raise click.ClickException(str(exc)) from exc
         except EtlError as exc:
             raise click.ClickException(str(exc)) from exc
 
@@ -233,13 +251,29 @@ def sync(report_path, quiet, watch, interval, fail_on, **options) -> None:
         _exit(report, fail_on)
         return
     paths, repo, kwargs = _import_arguments(options)
+    passes, down = 0, False
     try:
-        for report in _library_errors(pipeline.watch)(paths, repo, interval=interval, **kwargs):
-            summary = report.summary()
-            if not quiet and (summary["runs_written"] or report.invalid or report.pending):
-                click.echo(report.to_text(limit=5))
-            if report_path is not None:
-                _write_report(report, report_path)
+        while True:
+            try:
+                for report in _library_errors(pipeline.watch)(paths, repo, interval=interval, **kwargs):
+                    if down:
+                        _say("the Aim server answers again; watching")
+                    passes, down = passes + 1, False
+                    summary = report.summary()
+                    if not quiet and (summary["runs_written"] or report.invalid or report.pending):
+                        click.echo(report.to_text(limit=5))
+                    if report_path is not None:
+                        _write_report(report, report_path)
+            except (ServerUnavailable, StageFailed) as exc:
+                # A watcher outlives a server restart: say so, and sync again (exactly) once it answers.
+                if not (isinstance(exc, ServerUnavailable) or isinstance(exc.cause, ServerUnavailable)):
+                    raise click.ClickException(str(exc)) from exc
+                if passes == 0:  # never reached it: a wrong address more likely than a restart
+                    raise Unreachable(str(exc)) from exc
+                if not down:  # once per outage, not once per pass
+                    _say(f"{exc}\nwatching on; trying again every {interval:g}s")
+                down = True
+                time.sleep(interval)
     except KeyboardInterrupt:
         _say("stopped watching")
 
@@ -521,6 +555,7 @@ Exit codes:
   0  done (whatever the runs' statuses, unless --fail-on says otherwise)
   4  a run failed at the --fail-on level
   5  another aim-etl is working on the repo (waited --wait seconds)
+  7  --repo aim://: the Aim server does not answer
   2  usage error, or a bad rules file (the message names the file and the rule or line)
   1  failure"""
 

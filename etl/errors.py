@@ -64,3 +64,24 @@ class StageFailed(EtlError):
             f"({committed_runs} runs were fully written and recorded before the failure; "
             "running the same command again resumes safely)"
         )
+
+
+class ServerUnavailable(EtlError):
+    """The Aim server at an `aim://` address does not answer (at start, or it went away mid-import)."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address = address
+        super().__init__(
+            f"{address}: the Aim server does not answer ({reason}); start it with `aim server`, or check "
+            "the address. Nothing not written is recorded as done: run the same command again when it is back"
+        )
+
+
+class ServerIncompatible(EtlError):
+    """The Aim server runs another Aim version than this client: its storage may differ."""
+
+    def __init__(self, address: str, server_version: str, client_version: str) -> None:
+        super().__init__(
+            f"{address}: the Aim server runs aim {server_version}, this aim-etl uses aim {client_version}; "
+            "refusing to write. Install the same Aim version on both sides"
+        )

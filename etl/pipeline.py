@@ -33,6 +33,7 @@ from etl.normalize import Frames, Normalizer, concat
 from etl.plan import ON_CHANGE_UPDATE, Planner
 from etl.readers import KEYED_AS_RUNS, Mapping, Record, SourceFile, find_sources, read_file
 from etl.readers.detect import JSONL
+from etl.remote import RemoteTarget
 from etl.report import SyncReport
 from etl.writers.naming import repo_root
 
@@ -158,13 +159,17 @@ def _import(
 ) -> SyncReport:
     if writer not in WRITERS:
         raise EtlError(f"writer must be one of {', '.join(WRITERS)}, not {writer!r}")
-    if str(repo).startswith("aim://"):
-        raise EtlError(f"{repo}: remote (aim://) repos are not supported yet; import into a local repo")
     rules, format = guided(rules or FieldRules(), format, mapping)
-    root = repo_root(repo)
-    ledger_path = Path(ledger) if ledger else default_ledger_path(root)
+    # -- aim://HOST:PORT (etl.remote): a server is checked before the ledger is touched, its ledger and
+    # lock live on this machine, and sources are named relative to the working folder.
+    remote = RemoteTarget.parse(repo)
+    if remote is not None and not dry_run:
+        remote.check()
+    root = repo_root(repo) if remote is None else Path.cwd()
+    ledger_path = Path(ledger) if ledger else default_ledger_path(root) if remote is None else remote.default_ledger()
+    # -- end aim://
     batch = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
-    report = SyncReport(command, str(root), str(ledger_path), dry_run, batch, timezone=rules.timezone)
+    report = SyncReport(command, str(remote or root), str(ledger_path), dry_run, batch, timezone=rules.timezone)
     started = time.monotonic()
 
     files, skipped = find_sources(list(paths), base=root, format=format)
@@ -184,9 +189,10 @@ def _import(
         if dry_run:
             job.ledger = Ledger(ledger_path, read_only=True) if ledger_path.exists() else None
         else:
-            stack.enter_context(_repo_lock(root, lock_wait, on_wait))
+            stack.enter_context(_repo_lock(root, lock_wait, on_wait, _lock_path(remote, ledger_path)))
             job.ledger = Ledger(ledger_path)
             job.repo_root = root
+            job.remote = remote
             job.ledger.begin_batch(batch, command, [f.source for f in files])
         if job.ledger is not None:
             stack.callback(job.ledger.close)
@@ -227,11 +233,22 @@ def choose_writer(writer: str) -> tuple[str, str | None]:
     return "sdk", f"writing through Aim's SDK (slower): the bulk writer was checked on aim {checked}, not {installed}"
 
 
+def _lock_path(remote: RemoteTarget | None, ledger_path: Path) -> Path | None:
+    """Against a server, the lock guards this machine's ledger: it sits beside it (`LEDGER.lock`).
+    Other machines' importers have their own ledgers; Aim's run locks keep them apart on the server."""
+    return None if remote is None else ledger_path.with_name(ledger_path.name + ".lock")
+
+
 @contextlib.contextmanager
-def _repo_lock(root: Path, wait: float, on_wait: Callable[[str], None] | None) -> Iterator[None]:
+def _repo_lock(
+    root: Path, wait: float, on_wait: Callable[[str], None] | None, path: Path | None = None
+) -> Iterator[None]:
     """One importer per repo at a time: the ledger and Aim's runs are only safe with one writer."""
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / LOCK_FILENAME
+    if path is None:
+        root.mkdir(parents=True, exist_ok=True)
+        path = root / LOCK_FILENAME
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(str(path))
     try:
         lock.acquire(timeout=0)
@@ -263,6 +280,7 @@ class _Job:
         self.planner: Planner | None = None
         self.ledger: Ledger | None = None
         self.repo_root: Path | None = None  # None: a dry run, nothing is written
+        self.remote: RemoteTarget | None = None  # an aim:// server: written through RemoteWriter
         self._writer = None
         self.writer_kind = "auto"  # `WRITERS`
         self.workers: int | None = None
@@ -362,6 +380,10 @@ class _Job:
     @property
     def writer(self):
         """Opened on first use: a sync with nothing to write never imports Aim or opens the repo."""
+        if self._writer is None and self.remote is not None:
+            from etl.writers.remote import RemoteWriter
+
+            self._writer = RemoteWriter(self.remote, on_note=self.report.add_note)
         if self._writer is None:
             kind, why = choose_writer(self.writer_kind)
             if why:
@@ -620,6 +642,13 @@ def rollback(
     on_wait: Callable[[str], None] | None = None,
 ) -> RollbackReport:
     """Delete the runs a batch created, and forget them (and their files' cursors) in the ledger."""
+    if RemoteTarget.parse(repo) is not None:
+        # Deleting a run over the wire works, but the server may keep the deleted run's RocksDB
+        # handles, and a later import of the same run (same hash) was seen to write a broken run.
+        raise EtlError(
+            f"{repo}: rollback is not done over aim://; stop the server, then run rollback on its machine "
+            "with --repo <the server's repo folder> --ledger <this machine's ledger for the server>"
+        )
     root = repo_root(repo)
     book = _open_ledger(root, ledger, read_only=dry_run)
     with contextlib.ExitStack() as stack:
@@ -649,15 +678,24 @@ def rebuild_ledger(repo: str | Path = ".", *, ledger: str | Path | None = None) 
     """
     from etl.writers import aim_adapter
 
-    root = repo_root(repo)
-    path = Path(ledger) if ledger else default_ledger_path(root)
-    if not aim_adapter.repo_exists(root):
-        raise EtlError(f"{root}: no Aim repo here")
-    with _repo_lock(root, 0, None):
+    remote = RemoteTarget.parse(repo)
+    if remote is not None:  # aim://: read from the server's runs, written to this machine's ledger for it
+        from etl.writers.remote import iter_provenance
+
+        remote.check()
+        root, path = Path.cwd(), Path(ledger) if ledger else remote.default_ledger()
+        runs = iter_provenance(remote)
+    else:
+        root = repo_root(repo)
+        path = Path(ledger) if ledger else default_ledger_path(root)
+        if not aim_adapter.repo_exists(root):
+            raise EtlError(f"{root}: no Aim repo here")
+        runs = aim_adapter.iter_provenance(aim_adapter.open_repo(root))
+    with _repo_lock(root, 0, None, _lock_path(remote, path)):
         if path.exists():
             path.replace(path.with_name(path.name + ".bak"))
         by_batch: dict[str, list[LedgerEntry]] = {}
-        for run_hash, p in aim_adapter.iter_provenance(aim_adapter.open_repo(root)):
+        for run_hash, p in runs:
             entry = LedgerEntry(
                 p["run_key"],
                 p["content_hash"],
@@ -681,7 +719,10 @@ def rebuild_ledger(repo: str | Path = ".", *, ledger: str | Path | None = None) 
 
 
 def ledger_batches(repo: str | Path = ".", *, ledger: str | Path | None = None) -> list[dict[str, object]]:
-    book = _open_ledger(repo_root(repo), ledger, read_only=True)
+    remote = RemoteTarget.parse(repo)
+    if remote is not None and ledger is None:
+        ledger = remote.default_ledger()
+    book = _open_ledger(repo_root(repo) if remote is None else Path(str(remote)), ledger, read_only=True)
     try:
         return book.batches()
     finally:
@@ -710,14 +751,21 @@ def validate(
     from etl.governance.model import Validation
     from etl.writers.governance import GovernanceRepo, StoredRun
 
-    root = repo_root(repo)
-    if not (root / ".aim").is_dir():  # before the lock, which would create the folder
-        raise EtlError(f"{root}: no Aim repo here (no .aim folder)")
+    remote = RemoteTarget.parse(repo)
+    if remote is not None:  # aim://: same checks over the wire; the lock is the one beside this machine's ledger
+        from etl.writers.remote_governance import RemoteGovernanceRepo
+
+        remote.check()
+        root, lock_path = Path.cwd(), _lock_path(remote, remote.default_ledger())
+    else:
+        root, lock_path = repo_root(repo), None
+        if not (root / ".aim").is_dir():  # before the lock, which would create the folder
+            raise EtlError(f"{root}: no Aim repo here (no .aim folder)")
     report = GovernanceReport(rules.version, rules.source, rules.info(), [], dry_run=dry_run)
     with contextlib.ExitStack() as stack:
         if not dry_run:
-            stack.enter_context(_repo_lock(root, lock_wait, on_wait))
-        target = GovernanceRepo(root)
+            stack.enter_context(_repo_lock(root, lock_wait, on_wait, lock_path))
+        target = GovernanceRepo(root) if remote is None else RemoteGovernanceRepo(remote)
         if on_total is not None and not query:
             # Only without a query is the number of runs to check known before checking them.
             on_total(target.count())

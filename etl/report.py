@@ -27,6 +27,7 @@ EXIT_USAGE = 2
 EXIT_INVALID = 3
 EXIT_QUALITY = 4  # --fail-on: a run failed the governance rules at that level
 EXIT_LOCKED = 5
+EXIT_UNREACHABLE = 7  # --repo aim://: the server does not answer
 
 SUMMARY_KEYS = (NEW, CHANGED, UNCHANGED, DUPLICATE, "skipped", "invalid", "runs_written", "points_written")
 
@@ -110,6 +111,8 @@ class SyncReport:
     warnings: list[str] = field(default_factory=list)
     # runs written but left for another process's indexer (an `aim up` held the index)
     unindexed: int = 0
+    # What the target could not do as asked, each said once (e.g. an aim:// server keeping a date).
+    notes: list[str] = field(default_factory=list)
 
     # -- accumulation, chunk by chunk -------------------------------------------------------
 
@@ -134,6 +137,10 @@ class SyncReport:
             stats.reason = reason
         if stats.format is None:
             stats.mode = "skipped"
+
+    def add_note(self, note: str) -> None:
+        if note not in self.notes:
+            self.notes.append(note)
 
     def add_rejected(self) -> None:
         """A run `--strict` kept out of Aim; it stays counted under its plan action (new, changed)."""
@@ -228,6 +235,7 @@ class SyncReport:
             "writer": self.writer,
             "warnings": list(self.warnings),
             "unindexed": self.unindexed,
+            "notes": list(self.notes),
             "files": [f.__dict__ for f in self.files.values()],
             "invalid": [i.as_dict() for i in self.invalid],
             "skipped": [i.as_dict() for i in self.skipped],
@@ -256,6 +264,7 @@ class SyncReport:
         out = [f"# aim-etl {self.command}: {title}", "", f"Repo: `{self.repo}`  ", f"Ledger: `{self.ledger}`", ""]
         out += ["| " + " | ".join(SUMMARY_KEYS) + " |", "|" + "---|" * len(SUMMARY_KEYS)]
         out += ["| " + " | ".join(str(s[k]) for k in SUMMARY_KEYS) + " |", ""]
+        out += [f"Note: {note}.  " for note in self.notes] + ([""] if self.notes else [])
         if self.naive_timestamps:
             out += [f"{self.naive_timestamps} timestamps had no timezone and were read as {self.timezone}.", ""]
         out += [line + "." for line in self._dating_lines()] + [""] if self.time_sources else []
@@ -313,6 +322,7 @@ class SyncReport:
                 f"{self.unindexed} runs left for the indexer of the process holding the index (aim up); "
                 "they show in Aim once it has indexed them"
             )
+        out += [f"note: {note}" for note in self.notes]
         if self.naive_timestamps:
             out.append(f"{self.naive_timestamps} timestamps had no timezone and were read as {self.timezone}")
         out += self._dating_lines()

@@ -144,6 +144,12 @@ class GovernanceRepo:
         return run_hash
 
 
+def stored_view(run) -> StoredRun | None:
+    """What rules see of a run read some other way (`remote_governance`): a `Run`, or any object with
+    its `hash`, `experiment`, `name`, `tags`, `meta_run_tree` and `get_metric`. None for a compliance run."""
+    return _stored(run)
+
+
 def _canonical(value: Any) -> bytes:
     """Compared as canonical JSON: a NaN value (a NaN learning rate reported back) is never equal to
     itself, and a run holding one would be rewritten by every pass."""
