@@ -53,7 +53,7 @@ def open_repo(path: str | Path) -> Repo:
 
 
 @contextlib.contextmanager
-def _chosen_hash(run_hash: str) -> Iterator[None]:
+def chosen_hash(run_hash: str) -> Iterator[None]:
     # `Run(run_hash=X)` only opens existing runs; a new run takes its hash from this module-level
     # function, so for the duration of one constructor call it returns ours.
     original = aim.sdk.base_run.generate_run_hash
@@ -70,7 +70,7 @@ def run_exists(repo: Repo, run_hash: str) -> bool:
 
 def create_run(repo: Repo, run_hash: str, experiment: str | None) -> Run:
     """A new run with our hash; no system metrics and no terminal capture of the importing process."""
-    with _chosen_hash(run_hash):
+    with chosen_hash(run_hash):
         return Run(
             repo=repo,
             experiment=experiment,

@@ -33,11 +33,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-import aim.sdk.base_run
 from aim import Repo, Run
 
 from etl.errors import ServerUnavailable
 from etl.remote import RemoteTarget
+from etl.writers import aim_adapter
 
 T = TypeVar("T")
 # The hash patch is module-global in Aim: runs created from several threads take turns.
@@ -155,16 +155,6 @@ def active_runs(repo: Repo) -> set[str]:
     return set(repo.list_active_runs())
 
 
-@contextlib.contextmanager
-def _chosen_hash(run_hash: str) -> Iterator[None]:
-    original = aim.sdk.base_run.generate_run_hash
-    aim.sdk.base_run.generate_run_hash = lambda hash_length=24: run_hash
-    try:
-        yield
-    finally:
-        aim.sdk.base_run.generate_run_hash = original
-
-
 _RUN_OPTIONS = {"system_tracking_interval": None, "capture_terminal_logs": False, "log_system_params": False}
 
 
@@ -178,7 +168,7 @@ def create_run(repo: Repo, run_hash: str, experiment: str | None, created_at: dt
         if created_at is not None:
             props = repo.request_props(run_hash, read_only=False, created_at=created_at.astimezone(dt.UTC))
             del props
-        with _chosen_hash(run_hash):
+        with aim_adapter.chosen_hash(run_hash):  # client-side, as locally
             return _locked(lambda: Run(repo=repo, experiment=experiment, **_RUN_OPTIONS))
 
 

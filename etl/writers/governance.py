@@ -88,12 +88,7 @@ class GovernanceRepo:
         """Put `validation` on the run with exactly one status tag; raise `RunHeld` if it is active."""
         run = aim_adapter.open_for_update(self.writer, run_hash)
         try:
-            run["validation"] = validation.to_param()
-            for tag in run.tags:
-                if tag.startswith(TAG_PREFIX) and tag != validation.tag:
-                    run.remove_tag(tag)
-            if validation.tag not in run.tags:
-                run.add_tag(validation.tag)
+            annotate(run, validation)
         finally:
             aim_adapter.close_keeping_end(run, end_time)
             del run
@@ -148,6 +143,16 @@ def stored_view(run) -> StoredRun | None:
     """What rules see of a run read some other way (`remote_governance`): a `Run`, or any object with
     its `hash`, `experiment`, `name`, `tags`, `meta_run_tree` and `get_metric`. None for a compliance run."""
     return _stored(run)
+
+
+def annotate(run: Run, validation: Validation) -> None:
+    """Put `validation` on a run open for writing, with its status tag as the only one."""
+    run["validation"] = validation.to_param()
+    for tag in run.tags:
+        if tag.startswith(TAG_PREFIX) and tag != validation.tag:
+            run.remove_tag(tag)
+    if validation.tag not in run.tags:
+        run.add_tag(validation.tag)
 
 
 def _canonical(value: Any) -> bytes:

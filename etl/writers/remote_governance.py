@@ -15,10 +15,10 @@ from typing import Any
 from aim.sdk.types import QueryReportMode
 
 from etl import __version__
-from etl.governance.model import TAG_PREFIX, Validation
+from etl.governance.model import Validation
 from etl.remote import RemoteTarget
 from etl.writers import aim_adapter, aim_remote
-from etl.writers.governance import GOVERNANCE_EXPERIMENT, GOVERNANCE_PARAM, StoredRun, stored_view
+from etl.writers.governance import GOVERNANCE_EXPERIMENT, GOVERNANCE_PARAM, StoredRun, annotate, stored_view
 from etl.writers.naming import run_hash_for
 from etl.writers.verdicts import VerdictsWritten
 
@@ -98,12 +98,7 @@ class RemoteGovernanceRepo:
         def step() -> None:
             run = aim_remote.open_run(self.repo, run_hash)
             try:
-                run["validation"] = validation.to_param()
-                for tag in run.tags:
-                    if tag.startswith(TAG_PREFIX) and tag != validation.tag:
-                        run.remove_tag(tag)
-                if validation.tag not in run.tags:
-                    run.add_tag(validation.tag)
+                annotate(run, validation)
             finally:
                 aim_remote.close_keeping_end(run, end_time)
                 del run
