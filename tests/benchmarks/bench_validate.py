@@ -32,8 +32,11 @@ def build_repo(repo: Path, runs: int, points: int, processes: int = 2) -> None:
 
     Several training processes log at once, as on a shared machine (and the build takes half as long)."""
     Repo(str(repo), init=True)
-    with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        pool.starmap(_log_runs, [(repo, range(k, runs, processes), points) for k in range(processes)])
+    # A fresh process per 250 runs: an SDK process logging thousands of runs grows until the
+    # machine kills it (and a Pool whose worker was killed waits for ever).
+    tasks = [(repo, range(k, min(k + 250, runs)), points) for k in range(0, runs, 250)]
+    with multiprocessing.get_context("spawn").Pool(processes, maxtasksperchild=1) as pool:
+        pool.starmap(_log_runs, tasks)
 
 
 def _log_runs(repo: Path, indices: range, points: int) -> None:
