@@ -192,7 +192,15 @@ def cli_process(*args: str | Path) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group, so a kill takes everything it started
+        # Ctrl-C as at a terminal: a test run started in the background (`make test &`, some CI
+        # runners) ignores SIGINT, every child inherits that, and Python then never raises
+        # KeyboardInterrupt, so `sync --watch` could not be stopped the way a user stops it.
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.mark.parametrize("writer", ["bulk", "sdk"])
