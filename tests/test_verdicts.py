@@ -1,7 +1,7 @@
 """`validate` writes verdicts straight into storage: the same bytes as through Aim's SDK.
 
 Two copies of one repo get the same verdicts, one through a `Run` opened for writing (the SDK
-path, kept for remote repos), one through `write_verdicts`; their runs' meta containers, their
+path, `GovernanceRepo.write`, kept as the reference), one through `write_verdicts`; their runs' meta containers, their
 index entries and their tags must be identical.
 """
 
