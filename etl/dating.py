@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -139,7 +140,7 @@ def _shifted(when: dt.datetime, seconds: float) -> dt.datetime | None:
 def date_run(
     created: dt.datetime | None,
     ended: dt.datetime | None,
-    point_times: list[float],
+    point_times: Sequence[float],
     duration: float | None,
     dates: FileDates,
 ) -> tuple[dt.datetime | None, dt.datetime | None, str]:

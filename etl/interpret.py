@@ -642,6 +642,7 @@ class _Points:
         self.is_metric = is_metric
         self.points: list[tuple[str, str, int, int | None, float, float]] = []
         self.scalars: list[tuple[str, Context, Any]] = []
+        self.series: set[tuple[str, str]] = set()  # (name, context json) of the points so far
 
     def count(self) -> int:
         """Points and final values so far: a field's share is the count after it minus before."""
@@ -678,7 +679,19 @@ class _Points:
         prefix: str = "",
     ) -> None:
         name, context = self.split(name, context)
-        self.points.append((prefix + name, _context_json(context), step, epoch, float(value), time))
+        name, key = prefix + name, _context_json(context)
+        self.series.add((name, key))
+        self.points.append((name, key, step, epoch, float(value), time))
+
+    def add_series(self, name: str, context: Context, numbers: list[float | int | None]) -> None:
+        """A list of numbers as one series, step = epoch = index: `add` per point, with the name read
+        once (a long history is most of a large log's points)."""
+        name, context = self.split(name, context)
+        key = _context_json(context)
+        self.series.add((name, key))
+        nan = math.nan
+        # a None is a gap (an epoch without that metric), not a point
+        self.points.extend((name, key, i, i, float(n), nan) for i, n in enumerate(numbers) if n is not None)
 
     def add_scalar(self, name: str, value: Any, context: Context | None = None, prefix: str = "") -> None:
         name, context = self.split(name, context or {})
@@ -688,7 +701,7 @@ class _Points:
         """Scalars at step 0, after the series: a final `val.p10` and a per-epoch `val_p10` history
         name the same series, and step 0 cannot hold both. Such a scalar gets the extra context
         `{"source": "results"}` instead of overwriting (or being overwritten by) epoch 0."""
-        used = {(name, context) for name, context, *_ in self.points}
+        used = set(self.series)
         for name, context, value in self.scalars:
             key = _context_json(context)
             n = 1
@@ -838,9 +851,7 @@ class _Points:
         for key, value in history.items():
             numbers = _numbers(value)
             if numbers is not None:
-                for index, number in enumerate(numbers):
-                    if number is not None:  # a gap (an epoch without that metric), not a point
-                        self.add(key, context, index, index, number, math.nan)
+                self.add_series(key, context, numbers)
             elif isinstance(value, dict) and self.contexts and key.lower() in SUBSETS and "subset" not in context:
                 inner = self.add_history(value, {**context, "subset": key})
                 if inner:
@@ -978,10 +989,15 @@ def _records(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
+_PLAIN_NUMBERS = frozenset((int, float))  # `type(True)` is bool, so booleans are not among them
+
+
 def _numbers(value: Any) -> list[float | int | None] | None:
     """A list of numbers (nulls as gaps, at least one number), or None when it is anything else."""
     if not isinstance(value, list) or not value:
         return None
+    if all(type(item) in _PLAIN_NUMBERS for item in value):  # a history as JSON writes it: taken as it is
+        return value
     out = []
     for item in value:
         if item is None:

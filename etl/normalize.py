@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -166,7 +167,8 @@ class Normalizer:
             try:
                 item = interpret(record, self.rules)
                 digest = content_hash(record, self.rules, item.overrides)
-                problem = _unstorable_point(item.points)
+                columns = tuple(zip(*item.points, strict=True))  # (names, contexts, steps, epochs, values, times)
+                problem = _unstorable_point(item.points, columns)
             except NotAnExperiment as exc:
                 skipped.append(SkippedRecord(record.source, record.locator, str(exc)))
                 continue
@@ -195,7 +197,7 @@ class Normalizer:
             created, ended, time_source = date_run(
                 item.created_at,
                 item.ended_at,
-                [p[5] for p in item.points],
+                columns[5] if columns else [],
                 record_duration(record.data),
                 dates[record.source],
             )
@@ -216,14 +218,15 @@ class Normalizer:
                     time_source,
                 )
             )
-            for name, context, step, epoch, value, time in item.points:
-                points[RUN_KEY].append(key)
-                points[NAME].append(name or EMPTY_KEY)  # a series named "" breaks Aim's later reads
-                points[CONTEXT].append(context)
-                points[STEP].append(step)
-                points[EPOCH].append(epoch)
-                points[VALUE].append(value)
-                points[TIME].append(time)
+            if columns:
+                names, contexts, steps, epochs, values, times = columns
+                points[RUN_KEY].extend(itertools.repeat(key, len(names)))
+                points[NAME].extend([name or EMPTY_KEY for name in names])  # a series named "" breaks Aim's later reads
+                points[CONTEXT].extend(contexts)
+                points[STEP].extend(steps)
+                points[EPOCH].extend(epochs)
+                points[VALUE].extend(values)
+                points[TIME].extend(times)
         return Frames(
             _runs_frame(runs),
             _metrics_frame(points),
@@ -269,12 +272,19 @@ def _storable(record: Record) -> tuple[Record, dict[str, int]]:
 _INT64 = 2**63
 
 
-def _unstorable_point(points: list[tuple]) -> str | None:
+def _unstorable_point(points: list[tuple], columns: tuple[tuple, ...]) -> str | None:
     """Why a point cannot be a row of the int64 step/epoch columns (Aim keeps steps as int64), or None.
 
     A step read from a float field (`"step": 1e300`) can be any size; one such point would make the
-    whole chunk's frame fail, so its record is reported instead.
+    whole chunk's frame fail, so its record is reported instead. `columns` are the points' columns:
+    their bounds, taken in C, clear a record without a look at each point.
     """
+    if not columns:
+        return None
+    steps = columns[2]
+    epochs = [e for e in columns[3] if e is not None]
+    if all(min(column) >= -_INT64 and max(column) < _INT64 for column in (steps, epochs) if column):
+        return None
     for name, _, step, epoch, _, _ in points:
         for field_name, number in (("step", step), ("epoch", epoch)):
             if number is not None and not -_INT64 <= number < _INT64:

@@ -14,6 +14,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -282,6 +283,7 @@ class _Job:
         self.repo_root: Path | None = None  # None: a dry run, nothing is written
         self.remote: RemoteTarget | None = None  # an aim:// server: written through RemoteWriter
         self._writer = None
+        self._new_repo: Future | None = None  # a repo being created while the first chunk is read
         self.writer_kind = "auto"  # `WRITERS`
         self.workers: int | None = None
         self.records = 0
@@ -377,6 +379,24 @@ class _Job:
             return source.path.stat().st_size, 0
         return end
 
+    def _create_repo_early(self) -> None:
+        """Create a missing local repo while the first chunk is normalized, not after.
+
+        Aim creates a repo's structured DB by running alembic in a child Python process (~2 s here,
+        a fixed cost of every first import), which waits on a process, not on our CPU: overlapped,
+        a small first migrate costs that much less. An existing repo opens in milliseconds and is
+        left to `writer`, so a sync with nothing to write still never imports Aim.
+        """
+        if self._writer is not None or self._new_repo is not None or self.repo_root is None or self.remote is not None:
+            return
+        if (self.repo_root / ".aim").is_dir():
+            return
+        from etl.writers import aim_adapter
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="aim-etl-init")
+        self._new_repo = pool.submit(aim_adapter.open_repo, self.repo_root)
+        pool.shutdown(wait=False)
+
     @property
     def writer(self):
         """Opened on first use: a sync with nothing to write never imports Aim or opens the repo."""
@@ -389,14 +409,15 @@ class _Job:
             if why:
                 self.report.warnings.append(why)
             self.report.writer = kind
+            repo = self._new_repo.result() if self._new_repo is not None else None
             if kind == "bulk":
                 from etl.writers.bulk import BulkWriter
 
-                self._writer = BulkWriter(self.repo_root, workers=self.workers)
+                self._writer = BulkWriter(self.repo_root, workers=self.workers, repo=repo)
             else:
                 from etl.writers.sdk import SdkWriter
 
-                self._writer = SdkWriter(self.repo_root)
+                self._writer = SdkWriter(self.repo_root, repo=repo)
         return self._writer
 
     def close(self) -> None:
@@ -420,6 +441,7 @@ class _Job:
     def _process(self, chunk: list[Record], path: Path | None = None, upto: int | None = None) -> None:
         """Read, plan, map and write one chunk; its bytes (to `upto`) count as done as its runs are written."""
         self.span = (self.position, upto if upto is not None and upto > self.position else self.position, 0)
+        self._create_repo_early()
         frames = self.normalizer.normalize(chunk, path)
         plan = self.planner.plan(frames.runs)
         self.report.add_chunk(frames, plan)

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from aim import Repo
+
 from etl.mapper import RunSpec
 from etl.writers import aim_adapter, aim_storage
 from etl.writers.result import WriteResult
@@ -43,9 +45,11 @@ def default_workers() -> int:
 class BulkWriter:
     """One writer for a whole import into a local repo; runs are indexed as each chunk ends."""
 
-    def __init__(self, repo_path: str | Path, workers: int | None = None) -> None:
+    def __init__(self, repo_path: str | Path, workers: int | None = None, repo: Repo | None = None) -> None:
+        """`repo`: the repo at `repo_path` already opened (the pipeline creates a new one early)."""
         aim_adapter.check_aim_version()
-        self.repo = aim_adapter.open_repo(repo_path)  # creates the repo and its structured DB when missing
+        # creates the repo and its structured DB when missing
+        self.repo = repo if repo is not None else aim_adapter.open_repo(repo_path)
         self.root = Path(self.repo.path)
         self.workers = workers if workers and workers > 0 else default_workers()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="aim-etl-bulk") if self.workers > 1 else None

@@ -14,6 +14,8 @@ import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from aim import Repo
+
 from etl.mapper import RunSpec
 from etl.writers import aim_adapter
 from etl.writers.result import WriteResult
@@ -24,9 +26,10 @@ __all__ = ["SdkWriter", "WriteResult"]
 class SdkWriter:
     """One open repo for a whole import; runs are indexed as each chunk ends, so reads work at once."""
 
-    def __init__(self, repo_path: str | Path) -> None:
+    def __init__(self, repo_path: str | Path, repo: Repo | None = None) -> None:
+        """`repo`: the repo at `repo_path` already opened (the pipeline creates a new one early)."""
         aim_adapter.check_aim_version()
-        self.repo = aim_adapter.open_repo(repo_path)
+        self.repo = repo if repo is not None else aim_adapter.open_repo(repo_path)
 
     def write(self, specs: Iterable[RunSpec], on_run: Callable[[RunSpec], None] | None = None) -> WriteResult:
         result = WriteResult()
