@@ -124,25 +124,31 @@ class Normalizer:
 
     def __init__(self, rules: FieldRules | None = None) -> None:
         self.rules = rules or FieldRules()
-        # (source, id) -> {content hash: run key}; a new hash under a known id is a re-run.
-        self._occurrences: dict[tuple[str, str], dict[str, str]] = {}
+        # (source, id) -> ((content hash, run key), ...) in order of occurrence; a new hash under a
+        # known id is a re-run. Tuples, not dicts: this is kept for every record of an import (a
+        # million-line log), and a one-entry dict costs ~4x its tuple.
+        self._occurrences: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
 
     def seed(self, source: str, known: list[tuple[str, str, str, int]]) -> None:
         """Remember the ids a file already had (record id, content hash, key, occurrence), before
         reading only its appended lines: an old id on a new line is then a re-run, not the original."""
         for record_id, digest, key, _ in sorted(known, key=lambda k: k[3]):
-            self._occurrences.setdefault((source, record_id), {}).setdefault(digest, key)
+            seen = self._occurrences.get((source, record_id), ())
+            if all(d != digest for d, _ in seen):
+                self._occurrences[(source, record_id)] = (*seen, (digest, key))
 
     def run_key(self, source: str, record_id: str | None, digest: str) -> tuple[str, int]:
         """(key, occurrence): occurrence > 1 marks a re-run of an id already seen in this source."""
         if record_id is None:
             return f"{source}@{digest[:16]}", 1
-        seen = self._occurrences.setdefault((source, record_id), {})
-        if digest not in seen:
-            n = len(seen) + 1
-            seen[digest] = f"{source}#{record_id}" if n == 1 else f"{source}#{record_id}#{n}"
-        key = seen[digest]
-        return key, list(seen).index(digest) + 1
+        seen = self._occurrences.get((source, record_id), ())
+        for n, (known, key) in enumerate(seen, start=1):
+            if known == digest:
+                return key, n
+        n = len(seen) + 1
+        key = f"{source}#{record_id}" if n == 1 else f"{source}#{record_id}#{n}"
+        self._occurrences[(source, record_id)] = (*seen, (digest, key))
+        return key, n
 
     def normalize(self, records: Iterable[Record], path: Path | None = None) -> Frames:
         """Frames of `records`; `path` is the file they were read from, whose name and modification

@@ -59,9 +59,11 @@ class Planner:
     def __init__(self, snapshot: LedgerSnapshot, on_change: str = ON_CHANGE_UPDATE) -> None:
         self.snapshot = snapshot
         self.on_change = on_change
-        # content hash -> "source locator" of the first place it was planned in this import
-        self._seen: dict[str, str] = {}
+        # content hash -> (source, locator) of the first place it was planned in this import. Kept
+        # for every run of an import, so a source's name is held once (`_sources`), not per run.
+        self._seen: dict[str, tuple[str, str]] = {}
         self._seen_keys: set[str] = set()
+        self._sources: dict[str, str] = {}
 
     def plan(self, runs: pd.DataFrame) -> SyncPlan:
         plan = SyncPlan()
@@ -78,8 +80,8 @@ class Planner:
 
         first = self._seen.get(digest)
         if first is not None or key in self._seen_keys:
-            return planned(DUPLICATE, f"duplicate of {first}")
-        self._seen[digest] = f"{source} {locator}"
+            return planned(DUPLICATE, f"duplicate of {' '.join(first) if first else None}")
+        self._seen[digest] = (self._sources.setdefault(source, source), locator)
         self._seen_keys.add(key)
         entry = self.snapshot.by_key.get(key)
         if entry is not None:
