@@ -18,12 +18,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 import pandas as pd
 
 from etl.dating import FileDates, date_run, file_dates, record_duration
 from etl.errors import BadRecord
 from etl.interpret import FieldRules, NotAnExperiment, interpret
 from etl.readers.record import Record
+from etl.spill import SpillDict
 from etl.storable import EMPTY_KEY, describe, make_storable
 
 RUN_KEY = "run_key"
@@ -124,30 +126,34 @@ class Normalizer:
 
     def __init__(self, rules: FieldRules | None = None) -> None:
         self.rules = rules or FieldRules()
-        # (source, id) -> ((content hash, run key), ...) in order of occurrence; a new hash under a
-        # known id is a re-run. Tuples, not dicts: this is kept for every record of an import (a
-        # million-line log), and a one-entry dict costs ~4x its tuple.
-        self._occurrences: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
+        # (source, id) -> [[content hash, run key], ...] in order of occurrence; a new hash under a
+        # known id is a re-run. Kept for every record of an import: on disk past a limit (`SpillDict`).
+        self._occurrences = SpillDict()
+
+    def _seen(self, source: str, record_id: str) -> tuple[str, list[list[str]]]:
+        scope = orjson.dumps([source, record_id]).decode()
+        known = self._occurrences.get(scope)
+        return scope, orjson.loads(known) if known is not None else []
 
     def seed(self, source: str, known: list[tuple[str, str, str, int]]) -> None:
         """Remember the ids a file already had (record id, content hash, key, occurrence), before
         reading only its appended lines: an old id on a new line is then a re-run, not the original."""
         for record_id, digest, key, _ in sorted(known, key=lambda k: k[3]):
-            seen = self._occurrences.get((source, record_id), ())
+            scope, seen = self._seen(source, record_id)
             if all(d != digest for d, _ in seen):
-                self._occurrences[(source, record_id)] = (*seen, (digest, key))
+                self._occurrences[scope] = orjson.dumps([*seen, [digest, key]]).decode()
 
     def run_key(self, source: str, record_id: str | None, digest: str) -> tuple[str, int]:
         """(key, occurrence): occurrence > 1 marks a re-run of an id already seen in this source."""
         if record_id is None:
             return f"{source}@{digest[:16]}", 1
-        seen = self._occurrences.get((source, record_id), ())
+        scope, seen = self._seen(source, record_id)
         for n, (known, key) in enumerate(seen, start=1):
             if known == digest:
                 return key, n
         n = len(seen) + 1
         key = f"{source}#{record_id}" if n == 1 else f"{source}#{record_id}#{n}"
-        self._occurrences[(source, record_id)] = (*seen, (digest, key))
+        self._occurrences[scope] = orjson.dumps([*seen, [digest, key]]).decode()
         return key, n
 
     def normalize(self, records: Iterable[Record], path: Path | None = None) -> Frames:

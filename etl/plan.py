@@ -13,6 +13,7 @@ import pandas as pd
 
 from etl.ledger import DONE, REJECTED, LedgerSnapshot
 from etl.normalize import CONTENT_HASH, LOCATOR, RUN_KEY, SOURCE
+from etl.spill import SpillDict
 from etl.writers.naming import run_hash_for
 
 NEW = "new"
@@ -59,11 +60,10 @@ class Planner:
     def __init__(self, snapshot: LedgerSnapshot, on_change: str = ON_CHANGE_UPDATE) -> None:
         self.snapshot = snapshot
         self.on_change = on_change
-        # content hash -> (source, locator) of the first place it was planned in this import. Kept
-        # for every run of an import, so a source's name is held once (`_sources`), not per run.
-        self._seen: dict[str, tuple[str, str]] = {}
-        self._seen_keys: set[str] = set()
-        self._sources: dict[str, str] = {}
+        # content hash -> "source locator" of the first place it was planned in this import, and
+        # the run keys planned: kept for every run of an import, on disk past a limit (`SpillDict`).
+        self._seen = SpillDict()
+        self._seen_keys = SpillDict()
 
     def plan(self, runs: pd.DataFrame) -> SyncPlan:
         plan = SyncPlan()
@@ -80,9 +80,9 @@ class Planner:
 
         first = self._seen.get(digest)
         if first is not None or key in self._seen_keys:
-            return planned(DUPLICATE, f"duplicate of {' '.join(first) if first else None}")
-        self._seen[digest] = (self._sources.setdefault(source, source), locator)
-        self._seen_keys.add(key)
+            return planned(DUPLICATE, f"duplicate of {first}")
+        self._seen[digest] = f"{source} {locator}"
+        self._seen_keys[key] = ""
         entry = self.snapshot.by_key.get(key)
         if entry is not None:
             if entry.content_hash == digest:
