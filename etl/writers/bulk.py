@@ -106,7 +106,7 @@ class BulkWriter:
         spec, meta = job
         now = dt.datetime.now(dt.UTC).timestamp()
         try:
-            seqs = aim_storage.seqs_items(spec.run_hash, spec.series, now)
+            seqs = aim_storage.seqs_batch(spec.run_hash, spec.series, now)
         except OSError:
             raise
         except Exception as exc:  # noqa: BLE001 - a value the encoder refuses: this run only

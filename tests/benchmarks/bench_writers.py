@@ -112,7 +112,7 @@ def measure_one(kind: str, size: str, scale: float, workers: int, repo: Path) ->
 
         seconds = 0.0
         for spec in specs(runs, length):
-            seqs = aim_storage.seqs_items(spec.run_hash, spec.series, 0.0)
+            seqs = aim_storage.batch_items(aim_storage.seqs_batch(spec.run_hash, spec.series, 0.0))
             meta = aim_storage.meta_items(spec.run_hash, [("hparams", spec.hparams)], spec.series, 1.0)
             started = time.perf_counter()
             aim_storage.write_container(repo / ".aim" / "seqs" / "chunks" / spec.run_hash, seqs)
