@@ -263,9 +263,25 @@ TRICKY_SERIES = {
 }
 
 
+def lengthened(s: MetricSeries) -> MetricSeries:
+    """The series and 40 more points like its first (new steps): long enough for numpy's path."""
+    more = 40
+    return MetricSeries(
+        s.name,
+        s.context,
+        s.steps + tuple(range(1000, 1000 + more)),
+        s.epochs + (s.epochs[0],) * more,
+        s.values + (s.values[0],) * more,
+        s.times + (s.times[0],) * more,
+    )
+
+
+@pytest.mark.parametrize("length", ["as is", "lengthened"])
 @pytest.mark.parametrize("name", TRICKY_SERIES)
-def test_the_serialized_seqs_batch_is_the_put_built_one_byte_for_byte(name):
+def test_the_serialized_seqs_batch_is_the_put_built_one_byte_for_byte(name, length):
     series = TRICKY_SERIES[name]
+    if length == "lengthened":
+        series = [lengthened(s) for s in series]
     want = put_by_put("c" * 24, series, now=T0 + 0.5)
     batch = aim_storage.seqs_batch("c" * 24, series, now=T0 + 0.5)
     assert batch == put_batch(want)
@@ -301,16 +317,20 @@ SUMMARY_CASES = [
 ]
 
 
+@pytest.mark.parametrize("length", ["as is", "lengthened"])
 @pytest.mark.parametrize("rows", SUMMARY_CASES)
-def test_the_summary_of_a_float_series_keeps_the_trackers_rules(rows):
+def test_the_summary_of_a_float_series_keeps_the_trackers_rules(rows, length):
+    if length == "lengthened":  # numpy's path (short series take the loop); the same cells
+        rows = [*rows[:1] * 40, *rows]
     steps, values = (tuple(column) for column in zip(*rows, strict=True))
     assert aim_storage._summary_points(steps, values) == aim_storage._summary_points_loop(steps, values)
 
 
 def test_float_summaries_are_the_sdks(tmp_path):
-    """The tracker's own rules, through Aim's SDK, on every summary case above (bar the step numpy
-    cannot hold, which the seqs container refuses)."""
+    """The tracker's own rules, through Aim's SDK, on every summary case above, as is and long
+    enough for numpy (bar the step numpy cannot hold, which the seqs container refuses)."""
     cases = [rows for rows in SUMMARY_CASES if all(abs(step) < 2**63 for step, _ in rows)]
+    cases += [[*rows[:1] * 40, *rows] for rows in cases]
     runs = [
         spec(20 + i, series_of("s", [(step, None, value, T0) for step, value in rows]), hparams={}, meta={})
         for i, rows in enumerate(cases)

@@ -65,11 +65,13 @@ STEP_KEY_WIDTH = 10
 
 class _StepKeys(NamedTuple):
     """A series' step keys in key order, as bytes and as one (n, STEP_KEY_WIDTH) uint8 array (None
-    if some key had another width), and the index of the point kept under each."""
+    if some key had another width); the index of the point kept under each; and the `step` column
+    itself, encoded in that order (`_encoded`)."""
 
     keys: list[bytes]
     packed: np.ndarray | None
     order: np.ndarray
+    encoded: np.ndarray | None
 
 
 _order_cache: dict[tuple[int, ...], _StepKeys] = {}
@@ -93,7 +95,7 @@ def _points_in_key_order(steps: tuple[int, ...]) -> _StepKeys:
         if all(len(key) == STEP_KEY_WIDTH for key in keys):
             packed = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), STEP_KEY_WIDTH)
         order = np.fromiter((i for _, i in ordered), dtype=np.intp, count=len(ordered))
-        cached = _StepKeys(keys, packed, order)
+        cached = _StepKeys(keys, packed, order, _encoded(steps, order))
         if len(_order_cache) >= _ORDER_CACHE_SIZE:
             _order_cache.clear()  # atomic, so safe with the writer's threads (evicting one is not)
         _order_cache[steps] = cached
@@ -119,28 +121,38 @@ def seqs_batch(run_hash: str, series: Iterable[Any], now: float) -> bytes:
 
     Serialized, not put: four `batch.put` a point, and the Python that makes their keys, were most
     of a long series' cost and held the GIL. Here a column of one type is laid out by numpy, every
-    record at once (`_column_records`); the rest is one record at a time, in the same order.
+    record at once (`_Records`), straight into the batch; the rest is one record at a time.
     """
     base = encode_path(("seqs", "v2", "chunks", run_hash))
-    blocks: list[tuple[bytes, list[bytes]]] = []
+    blocks: list[tuple[bytes, list[bytes | _Records]]] = []
     count = 0
     for s in series:
         if not s.steps:
             continue
         prefix = base + encode_path((Context(s.context).idx, s.name))
         steps = _points_in_key_order(s.steps)
-        columns = (s.epochs, s.steps, _stamped(s.times, now), _numbers(s.values))
-        records: list[bytes] = []
-        for field, column in zip(_FIELDS, columns, strict=True):
+        times = _stamped(s.times, now)
+        values, encoded_values = s.values, _encoded(s.values, steps.order)
+        if encoded_values is None:  # not floats only: as the tracker stores them, then encoded
+            values = _numbers(values)
+            encoded_values = _encoded(values, steps.order)
+        columns = (
+            (s.epochs, _encoded(s.epochs, steps.order)),
+            (s.steps, steps.encoded),
+            (times, _encoded(times, steps.order)),
+            (values, encoded_values),
+        )
+        pieces: list[bytes | _Records] = []
+        for field, (column, encoded) in zip(_FIELDS, columns, strict=True):
             field_prefix = prefix + encode_path(field)
-            records.append(_record(field_prefix, _ARRAY))
-            records.append(_column_records(field_prefix, steps, column))
-        blocks.append((prefix, records))
+            pieces.append(_record(field_prefix, _ARRAY))
+            pieces.append(_column_records(field_prefix, steps, column, encoded))
+        blocks.append((prefix, pieces))
         count += len(_FIELDS) * (1 + len(steps.keys))
     # A series' keys all share its prefix, and no prefix is a prefix of another (each ends in the
     # separator), so ordering the blocks by prefix orders the whole batch.
     blocks.sort(key=lambda block: block[0])
-    return _BATCH_HEADER.pack(0, count) + b"".join(record for _, records in blocks for record in records)
+    return _serialized(count, [piece for _, pieces in blocks for piece in pieces])
 
 
 def batch_items(batch: bytes) -> Items:
@@ -165,6 +177,8 @@ _PUT = b"\x01"  # kTypeValue, in the default column family
 
 
 def _varint(number: int) -> bytes:
+    if number < 0x80:
+        return _SHORT_VARINTS[number]
     out = bytearray()
     while number >= 0x80:
         out.append(number & 0x7F | 0x80)
@@ -173,29 +187,67 @@ def _varint(number: int) -> bytes:
     return bytes(out)
 
 
+_SHORT_VARINTS = [bytes((number,)) for number in range(0x80)]
+
+
 def _record(key: bytes, value: bytes) -> bytes:
     return _PUT + _varint(len(key)) + key + _varint(len(value)) + value
 
 
-def _column_records(field_prefix: bytes, steps: _StepKeys, column: Sequence[Any]) -> bytes:
+class _Records(NamedTuple):
+    """Records of one layout, one a row: `parts` side by side (a 1-d part is the same in every row)."""
+
+    parts: tuple[np.ndarray, ...]
+    rows: int
+
+    @property
+    def size(self) -> int:
+        return self.rows * sum(part.shape[-1] for part in self.parts)
+
+    def fill(self, target: np.ndarray) -> None:
+        rows = target.reshape(self.rows, -1)
+        start = 0
+        for part in self.parts:
+            rows[:, start : start + part.shape[-1]] = part
+            start += part.shape[-1]
+
+
+def _column_records(
+    field_prefix: bytes, steps: _StepKeys, column: Sequence[Any], encoded: np.ndarray | None
+) -> bytes | _Records:
     """The records of one field of a series: `field_prefix + step key` -> `encode(column[i])`, in key order.
 
-    When every key has one width and every value one encoding width, every record has one layout:
-    a constant head (type, key length, field prefix), the step key, the value's length, the value.
+    When every key has one width and every value one encoding width (`encoded`), every record has
+    one layout: a constant head (type, key length, field prefix), the step key, the value's length,
+    the value.
     """
-    values = _encoded(column, steps.order)
-    if values is None or steps.packed is None:
-        pairs = zip(steps.keys, steps.order.tolist(), strict=True)
-        return b"".join(_record(field_prefix + key, encode(column[i])) for key, i in pairs)
-    head = np.frombuffer(_PUT + _varint(len(field_prefix) + STEP_KEY_WIDTH) + field_prefix, dtype=np.uint8)
-    width = np.frombuffer(_varint(values.shape[1]), dtype=np.uint8)
-    parts = (head, steps.packed, width, values)
-    records = np.empty((len(steps.order), sum(part.shape[-1] for part in parts)), dtype=np.uint8)
-    start = 0
-    for part in parts:
-        records[:, start : start + part.shape[-1]] = part
-        start += part.shape[-1]
-    return records.tobytes()
+    if encoded is None or steps.packed is None:
+        values = map(encode, map(column.__getitem__, steps.order.tolist()))
+        return b"".join([_record(field_prefix + key, value) for key, value in zip(steps.keys, values, strict=True)])
+    head = _PUT + _varint(len(field_prefix) + STEP_KEY_WIDTH) + field_prefix
+    width = _varint(encoded.shape[1])
+    parts = (np.frombuffer(head, dtype=np.uint8), steps.packed, np.frombuffer(width, dtype=np.uint8), encoded)
+    return _Records(parts, len(steps.keys))
+
+
+def _serialized(count: int, pieces: Sequence[bytes | _Records]) -> bytes:
+    """The batch: its header, then the records, each written once into one buffer (a large run's
+    batch is tens of MB: every extra copy of it is page faults, a GIL-held join, a memcpy)."""
+    header = _BATCH_HEADER.pack(0, count)
+    if all(isinstance(piece, bytes) for piece in pieces):  # short series only: numpy would only cost
+        return header + b"".join(pieces)
+    sizes = [len(piece) if isinstance(piece, bytes) else piece.size for piece in pieces]
+    batch = np.empty(len(header) + sum(sizes), dtype=np.uint8)
+    batch[: len(header)] = np.frombuffer(header, dtype=np.uint8)
+    start = len(header)
+    for piece, size in zip(pieces, sizes, strict=True):
+        target = batch[start : start + size]
+        if isinstance(piece, bytes):
+            target[:] = np.frombuffer(piece, dtype=np.uint8)
+        else:
+            piece.fill(target)
+        start += size
+    return batch.tobytes()
 
 
 # `encode` of a float is its type byte then the float64 little-endian; of an int, its type byte then
@@ -203,22 +255,30 @@ def _column_records(field_prefix: bytes, steps: _StepKeys, column: Sequence[Any]
 # them is encoded by numpy in one go. Anything else (bools, mixed columns, ints beyond 64 bits)
 # goes through `encode` itself.
 _FLOAT_FLAG, _INT_FLAG = encode(0.0)[0], encode(0)[0]
+# Below this many points a series is cheaper point by point than through numpy's per-call costs
+# (a run of short series, 63 points in all, took 0.56 ms vs 0.33).
+_NUMPY_FROM = 32
 _NONE = np.frombuffer(encode(None), dtype=np.uint8)
 
 
 def _encoded(column: Sequence[Any] | np.ndarray, order: np.ndarray) -> np.ndarray | None:
     """`encode(column[i])` for each i of `order`, as the rows of one uint8 array; None if the
-    encodings differ in width or are not known to numpy."""
+    encodings differ in width or are not known to numpy, or the column is too short to be worth it."""
+    if len(order) < _NUMPY_FROM:
+        return None
     if isinstance(column, np.ndarray):
         array, flag = column.astype("<f8", copy=False), _FLOAT_FLAG
+    elif column and column[0] is None and column.count(None) == len(column):  # epochs, mostly: a tenth of a scan
+        return np.broadcast_to(_NONE, (len(order), len(_NONE)))
     else:
         types = set(map(type, column))
         if types == {float}:
             array, flag = np.asarray(column, dtype="<f8"), _FLOAT_FLAG
-        elif types == {int} and all(-(2**63) <= v < 2**63 for v in (min(column), max(column))):
-            array, flag = np.asarray(column, dtype="<i8"), _INT_FLAG
-        elif types == {type(None)}:
-            return np.broadcast_to(_NONE, (len(order), len(_NONE)))
+        elif types == {int}:
+            try:
+                array, flag = np.asarray(column, dtype="<i8"), _INT_FLAG
+            except OverflowError:  # beyond 64 bits: `encode` raises what Aim raises
+                return None
         else:
             return None
     packed = np.empty((len(order), 1 + array.itemsize), dtype=np.uint8)
@@ -344,8 +404,11 @@ def _summary_points(steps: Sequence[int], values: Sequence[float]) -> SummaryPoi
     """The index of the point in each of `first`, `last`, `max` and `min` (None: the cell is absent).
 
     By numpy: a Python loop over the points was a quarter of a long run's cost, all of it holding
-    the GIL. `_summary_points_loop` is the tracker's rules point by point, for steps beyond 64 bits.
+    the GIL. `_summary_points_loop` is the tracker's rules point by point, for short series and
+    steps beyond 64 bits.
     """
+    if len(steps) < _NUMPY_FROM:
+        return _summary_points_loop(steps, values)
     try:
         step_array = np.asarray(steps, dtype=np.int64)
     except OverflowError:
