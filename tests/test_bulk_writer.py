@@ -343,6 +343,18 @@ def test_float_summaries_are_the_sdks(tmp_path):
         assert got == aim_storage.read_items(tmp_path / "sdk" / chunk), run.series[0]
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="thread names are read from /proc")
+def test_containers_of_a_process_can_flush_at_once():
+    """The writer's threads no longer take turns flushing their runs (RocksDB's pool of flush threads)."""
+
+    def flush_threads() -> int:
+        tasks = Path("/proc/self/task").iterdir()
+        return sum((task / "comm").read_text().strip() == "rocksdb:high" for task in tasks)
+
+    aim_storage.allow_parallel_flushes(3)
+    assert flush_threads() >= 3
+
+
 @pytest.fixture(scope="module")
 def corpus_repos(tmp_path_factory):
     from tests.conftest import corpus_dir

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import struct
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -450,6 +451,28 @@ def _numbers(values: Sequence[Any]) -> Sequence[Any]:
     if all(type(v) is float for v in values):
         return values
     return [convert_to_py_number(v) for v in values]
+
+
+# RocksDB flushes the memtables of every DB of a process in one shared pool of threads, grown to the
+# largest `max_background_flushes` a DB was opened with: 1 with Aim's options.
+_flush_threads = 1
+
+
+def allow_parallel_flushes(threads: int) -> None:
+    """Let `threads` containers of this process flush at once, for the rest of its life.
+
+    Closing a container flushes its memtable into a table file (Aim's `RocksContainer.close`), half
+    of a large run's write, with the GIL released; but in one shared thread, so the writer's threads
+    took turns there. A scratch DB opened with a larger `max_background_flushes` grows that pool;
+    the containers themselves keep Aim's options.
+    """
+    global _flush_threads
+    if threads <= _flush_threads:
+        return
+    with tempfile.TemporaryDirectory(prefix="aim-etl-flush-") as scratch:
+        db = aimrocks.DB(scratch, aimrocks.Options(create_if_missing=True, max_background_flushes=threads))
+        del db  # dropped as Aim drops its DBs: aimrocks crashes freeing a DB after `close()`
+    _flush_threads = threads
 
 
 def write_container(path: Path, batch: bytes | Items) -> None:

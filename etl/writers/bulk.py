@@ -48,6 +48,7 @@ class BulkWriter:
         self.repo = aim_adapter.open_repo(repo_path)  # creates the repo and its structured DB when missing
         self.root = Path(self.repo.path)
         self.workers = workers if workers and workers > 0 else default_workers()
+        aim_storage.allow_parallel_flushes(self.workers)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="aim-etl-bulk") if self.workers > 1 else None
 
     def close(self) -> None:
