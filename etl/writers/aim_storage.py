@@ -333,7 +333,7 @@ def _trace_summary(
     """
     trace = run_prefix + encode_path(("traces", ctx_id, name))
     typed = run_prefix + encode_path(("typed_traces",))
-    if all(type(v) is float for v in values):
+    if set(map(type, values)) == {float}:  # a third of `all(type(v) is float ...)`'s time
         _float_summary(meta, run_prefix, trace, ctx_id, name, steps, values)
         return
     count = 0
