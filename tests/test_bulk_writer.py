@@ -211,6 +211,150 @@ def test_the_index_checksum_is_the_one_aim_up_expects(tricky):
     assert aim_storage.index_checksum.__doc__ and RepoIndexManager._get_run_checksum  # the function we mirror
 
 
+def put_by_put(run_hash: str, series: list[MetricSeries], now: float) -> list[tuple[bytes, bytes]]:
+    """The seqs container as the tracker writes it, point by point with Aim's `encode`: the plain
+    reference for the serialized batch (a later point of a step overwrites it)."""
+    from aim.sdk.num_utils import convert_to_py_number
+    from aim.storage.context import Context
+    from aim.storage.hashing import hash_auto
+    from aim.storage.utils import ArrayFlag
+
+    encode, encode_path = aim_storage.encode, aim_storage.encode_path
+    container: dict[bytes, bytes] = {}
+    for s in series:
+        prefix = encode_path(("seqs", "v2", "chunks", run_hash, Context(s.context).idx, s.name))
+        for step, epoch, value, when in zip(s.steps, s.epochs, s.values, s.times, strict=True):
+            fields = {"epoch": epoch, "step": step, "time": now if when != when else when}
+            fields["val"] = convert_to_py_number(value)
+            for field, cell in fields.items():
+                container[prefix + encode_path(field)] = encode(ArrayFlag)
+                container[prefix + encode_path((field, hash_auto(step)))] = encode(cell)
+    return sorted(container.items())
+
+
+def put_batch(items: list[tuple[bytes, bytes]]) -> bytes:
+    import aimrocks
+
+    batch = aimrocks.WriteBatch()
+    for key, value in items:
+        batch.put(key, value)
+    return batch.data()
+
+
+def series_of(name: str, rows: list[tuple], context: dict | None = None) -> MetricSeries:
+    return points(name, context or {}, rows)
+
+
+TRICKY_SERIES = {
+    "floats": [series_of("loss", [(s, None, 1 / (s + 1), T0 + s) for s in range(300)])],
+    "specials": [
+        series_of("x", [(0, 0, NAN, T0), (1, 0, INF, NAN), (2, 1, -INF, T0), (3, 1, -0.0, T0), (4, 2, 0.0, NAN)])
+    ],
+    "ints": [series_of("n", [(0, 0, 3, T0), (1, 1, -(2**63), T0 + 1), (2, 2, 2**63 - 1, T0 + 2)])],
+    "mixed values and epochs": [
+        series_of("m", [(0, None, 1, T0), (1, 3, 2.5, T0 + 1), (2, None, True, T0 + 2), (3, False, 4, 7)])
+    ],
+    "unsorted, repeated, negative steps": [
+        series_of("u", [(5, None, 3.0, T0), (2, 1, 1.0, T0 + 1), (5, 2, 7.0, T0 + 2), (-1, None, 9.0, T0 + 3)]),
+        series_of("u", [(-(2**63), 1, 1.0, T0), (2**63 - 1, 1, 2.0, T0), (0, 1, 3.0, T0)], {"a": [1, {"b": None}]}),
+    ],
+    "keys longer than 127 bytes": [series_of("é" * 80, [(s, s, float(s), T0) for s in range(130)], {"k": "v" * 40})],
+    "no series": [],
+}
+
+
+def lengthened(s: MetricSeries) -> MetricSeries:
+    """The series and 40 more points like its first (new steps): long enough for numpy's path."""
+    more = 40
+    return MetricSeries(
+        s.name,
+        s.context,
+        s.steps + tuple(range(1000, 1000 + more)),
+        s.epochs + (s.epochs[0],) * more,
+        s.values + (s.values[0],) * more,
+        s.times + (s.times[0],) * more,
+    )
+
+
+@pytest.mark.parametrize("length", ["as is", "lengthened"])
+@pytest.mark.parametrize("name", TRICKY_SERIES)
+def test_the_serialized_seqs_batch_is_the_put_built_one_byte_for_byte(name, length):
+    series = TRICKY_SERIES[name]
+    if length == "lengthened":
+        series = [lengthened(s) for s in series]
+    want = put_by_put("c" * 24, series, now=T0 + 0.5)
+    batch = aim_storage.seqs_batch("c" * 24, series, now=T0 + 0.5)
+    assert batch == put_batch(want)
+    assert aim_storage.batch_items(batch) == want
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [(0, None, 2**70, T0)],  # a value beyond 64 bits
+        [(2**70, None, 1.0, T0)],  # a step beyond 64 bits: hashed fine, but stored as a value too
+    ],
+)
+def test_the_seqs_batch_refuses_what_aims_encoder_refuses(rows):
+    with pytest.raises(OverflowError):
+        put_by_put("c" * 24, [series_of("big", rows)], now=T0)
+    with pytest.raises(OverflowError):
+        aim_storage.seqs_batch("c" * 24, [series_of("big", rows)], now=T0)
+
+
+SUMMARY_CASES = [
+    [(0, 1.0), (1, 2.0), (2, 0.5)],
+    [(5, 3.0), (2, 1.0), (5, 7.0), (-1, 9.0), (7, -INF)],  # unsorted, a repeat, a negative step, -inf
+    [(-3, 1.0), (-1, 2.0)],  # no step >= 0: `first` is the last point, no `last`
+    [(0, NAN), (1, NAN)],  # no max, no min
+    [(0, -INF), (1, -INF)],  # no max; the min is the first -inf
+    [(0, INF), (1, INF), (2, NAN)],  # no min; the max is the first +inf
+    [(0, -0.0), (1, 0.0), (2, -0.0)],  # the first of equal values is kept: -0.0
+    [(0, 0.0), (1, -0.0)],
+    [(3, NAN), (3, 1.0), (1, 5.0), (3, 5.0), (2, -1.0), (2, -1.0)],
+    [(-5, 1.0), (0, 2.0), (-7, 3.0), (0, 4.0)],
+    [(2**70, 1.0), (-1, 2.0)],  # a step numpy cannot hold: point by point
+]
+
+
+@pytest.mark.parametrize("length", ["as is", "lengthened"])
+@pytest.mark.parametrize("rows", SUMMARY_CASES)
+def test_the_summary_of_a_float_series_keeps_the_trackers_rules(rows, length):
+    if length == "lengthened":  # numpy's path (short series take the loop); the same cells
+        rows = [*rows[:1] * 40, *rows]
+    steps, values = (tuple(column) for column in zip(*rows, strict=True))
+    assert aim_storage._summary_points(steps, values) == aim_storage._summary_points_loop(steps, values)
+
+
+def test_float_summaries_are_the_sdks(tmp_path):
+    """The tracker's own rules, through Aim's SDK, on every summary case above, as is and long
+    enough for numpy (bar the step numpy cannot hold, which the seqs container refuses)."""
+    cases = [rows for rows in SUMMARY_CASES if all(abs(step) < 2**63 for step, _ in rows)]
+    cases += [[*rows[:1] * 40, *rows] for rows in cases]
+    runs = [
+        spec(20 + i, series_of("s", [(step, None, value, T0) for step, value in rows]), hparams={}, meta={})
+        for i, rows in enumerate(cases)
+    ]
+    for name, writer in (("sdk", SdkWriter(tmp_path / "sdk")), ("bulk", BulkWriter(tmp_path / "bulk", workers=1))):
+        assert len(writer.write(runs).written) == len(runs), name
+    for run in runs:
+        chunk = Path(".aim") / "meta" / "chunks" / run.run_hash
+        got = aim_storage.read_items(tmp_path / "bulk" / chunk)
+        assert got == aim_storage.read_items(tmp_path / "sdk" / chunk), run.series[0]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="thread names are read from /proc")
+def test_containers_of_a_process_can_flush_at_once():
+    """The writer's threads no longer take turns flushing their runs (RocksDB's pool of flush threads)."""
+
+    def flush_threads() -> int:
+        tasks = Path("/proc/self/task").iterdir()
+        return sum((task / "comm").read_text().strip() == "rocksdb:high" for task in tasks)
+
+    aim_storage.allow_parallel_flushes(3)
+    assert flush_threads() >= 3
+
+
 @pytest.fixture(scope="module")
 def corpus_repos(tmp_path_factory):
     from tests.conftest import corpus_dir

@@ -1,4 +1,4 @@
-"""Aim 3.29's storage layout of one whole run, built as sorted (key, value) lists.
+"""Aim 3.29's storage layout of one whole run, built as sorted write batches.
 
 What the SDK writes for a run one key at a time (`Run()`, `run[...] = ...`, `_tracker._track`,
 `close()`, `RepoIndexManager.index`) is built here in one pass, with Aim's own encoding functions
@@ -8,17 +8,21 @@ SDK's. The layout and the tracker's summary rules were read from aim 3.29's sour
 can change with any release, so the bulk writer only runs on `CHECKED_AIM_VERSIONS`, and
 `tests/test_bulk_writer.py` compares it with the SDK key by key, and against a stored reference run.
 
-A run lives in two RocksDBs, `meta/chunks/<hash>` and `seqs/chunks/<hash>`; each list here is one
-write batch for one of them, keys in byte order (RocksDB takes a sorted batch ~4x faster).
+A run lives in two RocksDBs, `meta/chunks/<hash>` and `seqs/chunks/<hash>`; what is built here is
+one write batch for each, keys in byte order (RocksDB takes a sorted batch ~4x faster). The meta
+batch is a (key, value) list; the seqs batch, most of a run's points, is RocksDB's own serialized
+batch, laid out by numpy a column at a time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import struct
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aimrocks
 import numpy as np
@@ -56,13 +60,27 @@ def step_key(step: int) -> bytes:
     return key
 
 
-_order_cache: dict[tuple[int, ...], tuple[list[bytes], np.ndarray]] = {}
+# Every step key is `encode_path` of a signed 64-bit hash: a sentinel, 8 bytes, a sentinel.
+STEP_KEY_WIDTH = 10
+
+
+class _StepKeys(NamedTuple):
+    """A series' step keys in key order, as bytes and as one (n, STEP_KEY_WIDTH) uint8 array (None
+    if some key had another width); the index of the point kept under each; and the `step` column
+    itself, encoded in that order (`_encoded`)."""
+
+    keys: list[bytes]
+    packed: np.ndarray | None
+    order: np.ndarray
+    encoded: np.ndarray | None
+
+
+_order_cache: dict[tuple[int, ...], _StepKeys] = {}
 _ORDER_CACHE_SIZE = 16
 
 
-def _points_in_key_order(steps: tuple[int, ...]) -> tuple[list[bytes], np.ndarray]:
-    """The step keys in key order, and the index of the point kept under each (a repeated step
-    keeps its last point).
+def _points_in_key_order(steps: tuple[int, ...]) -> _StepKeys:
+    """The step keys of a series in key order (a repeated step keeps its last point).
 
     Cached by the steps themselves: the series of a run, and the runs of a log, mostly share them
     (every epoch-indexed history of a sweep), and hashing and sorting is a third of a series' cost.
@@ -72,8 +90,12 @@ def _points_in_key_order(steps: tuple[int, ...]) -> tuple[list[bytes], np.ndarra
         last: dict[bytes, int] = {}
         for i, step in enumerate(steps):
             last[step_key(step)] = i
-        ordered = sorted(last.items())
-        cached = ([key for key, _ in ordered], np.fromiter((i for _, i in ordered), dtype=np.intp, count=len(ordered)))
+        keys = sorted(last)  # the keys alone: sorting (key, index) pairs took 15x longer
+        packed = None
+        if all(len(key) == STEP_KEY_WIDTH for key in keys):
+            packed = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), STEP_KEY_WIDTH)
+        order = np.fromiter(map(last.__getitem__, keys), dtype=np.intp, count=len(keys))
+        cached = _StepKeys(keys, packed, order, _encoded(steps, order))
         if len(_order_cache) >= _ORDER_CACHE_SIZE:
             _order_cache.clear()  # atomic, so safe with the writer's threads (evicting one is not)
         _order_cache[steps] = cached
@@ -89,66 +111,180 @@ def _tree(prefix: bytes, value: Any) -> Items:
     return [(prefix + key, val) for key, val in encode_tree(value)]
 
 
-def seqs_items(run_hash: str, series: Iterable[Any], now: float) -> Items:
-    """The seqs container of a run: `v2/chunks/<hash>/<ctx>/<name>/{epoch,step,time,val}/<step key>`.
+def seqs_batch(run_hash: str, series: Iterable[Any], now: float) -> bytes:
+    """The seqs container of a run, `v2/chunks/<hash>/<ctx>/<name>/{epoch,step,time,val}/<step key>`,
+    as RocksDB's serialized write batch (`aimrocks.WriteBatch(data=...)` takes it as it is).
 
     `series` are `MetricSeries`-like (name, context, steps, epochs, values, times), tracked in the
     order given; a repeated step keeps its last point, as re-tracking overwrites it. A time of NaN
     is "no time": the SDK path stamps the import time, and so does this (`now`).
+
+    Serialized, not put: four `batch.put` a point, and the Python that makes their keys, were most
+    of a long series' cost and held the GIL. Here a column of one type is laid out by numpy, every
+    record at once (`_Records`), straight into the batch; the rest is one record at a time.
     """
     base = encode_path(("seqs", "v2", "chunks", run_hash))
-    blocks: list[tuple[bytes, Items]] = []
+    blocks: list[tuple[bytes, list[bytes | _Records]]] = []
+    count = 0
     for s in series:
         if not s.steps:
             continue
         prefix = base + encode_path((Context(s.context).idx, s.name))
-        keys, order = _points_in_key_order(s.steps)
-        out: Items = []
-        for field in _FIELDS:
+        steps = _points_in_key_order(s.steps)
+        times = _stamped(s.times, now)
+        values, encoded_values = s.values, _encoded(s.values, steps.order)
+        if encoded_values is None:  # not floats only: as the tracker stores them, then encoded
+            values = _numbers(values)
+            encoded_values = _encoded(values, steps.order)
+        columns = (
+            (s.epochs, _encoded(s.epochs, steps.order)),
+            (s.steps, steps.encoded),
+            (times, _encoded(times, steps.order)),
+            (values, encoded_values),
+        )
+        pieces: list[bytes | _Records] = []
+        for field, (column, encoded) in zip(_FIELDS, columns, strict=True):
             field_prefix = prefix + encode_path(field)
-            out.append((field_prefix, _ARRAY))
-            if field == "epoch":
-                column = s.epochs
-            elif field == "step":
-                column = s.steps
-            elif field == "time":
-                column = s.times
-                if any(t != t for t in column):  # NaN: no time of its own
-                    column = [now if math.isnan(t) else t for t in column]
-            else:
-                column = _numbers(s.values)
-            out.extend(zip([field_prefix + key for key in keys], _encoded(column, order), strict=True))
-        blocks.append((prefix, out))
+            pieces.append(_record(field_prefix, _ARRAY))
+            pieces.append(_column_records(field_prefix, steps, column, encoded))
+        blocks.append((prefix, pieces))
+        count += len(_FIELDS) * (1 + len(steps.keys))
     # A series' keys all share its prefix, and no prefix is a prefix of another (each ends in the
     # separator), so ordering the blocks by prefix orders the whole batch.
     blocks.sort(key=lambda block: block[0])
-    return [item for _, block in blocks for item in block]
+    return _serialized(count, [piece for _, pieces in blocks for piece in pieces])
+
+
+def batch_items(batch: bytes) -> Items:
+    """The (key, value) puts of a serialized write batch, in its order, as RocksDB reads them."""
+    return [(key, value) for _, key, value in aimrocks.WriteBatch(data=batch)]
+
+
+def _stamped(times: Sequence[Any], now: float) -> Sequence[Any]:
+    """The times with `now` for NaN ("no time")."""
+    if set(map(type, times)) == {float}:
+        column = np.asarray(times, dtype="<f8")
+        return np.where(np.isnan(column), now, column)
+    if any(t != t for t in times):
+        return [now if math.isnan(t) else t for t in times]
+    return times
+
+
+# RocksDB's `WriteBatch::rep_`: a sequence number (the DB sets it) and a record count, then per put
+# a type byte, the key and the value, each after its length as a varint32 (`write_batch.cc`).
+_BATCH_HEADER = struct.Struct("<QI")
+_PUT = b"\x01"  # kTypeValue, in the default column family
+
+
+def _varint(number: int) -> bytes:
+    if number < 0x80:
+        return _SHORT_VARINTS[number]
+    out = bytearray()
+    while number >= 0x80:
+        out.append(number & 0x7F | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+_SHORT_VARINTS = [bytes((number,)) for number in range(0x80)]
+
+
+def _record(key: bytes, value: bytes) -> bytes:
+    return _PUT + _varint(len(key)) + key + _varint(len(value)) + value
+
+
+class _Records(NamedTuple):
+    """Records of one layout, one a row: `parts` side by side (a 1-d part is the same in every row)."""
+
+    parts: tuple[np.ndarray, ...]
+    rows: int
+
+    @property
+    def size(self) -> int:
+        return self.rows * sum(part.shape[-1] for part in self.parts)
+
+    def fill(self, target: np.ndarray) -> None:
+        rows = target.reshape(self.rows, -1)
+        start = 0
+        for part in self.parts:
+            rows[:, start : start + part.shape[-1]] = part
+            start += part.shape[-1]
+
+
+def _column_records(
+    field_prefix: bytes, steps: _StepKeys, column: Sequence[Any], encoded: np.ndarray | None
+) -> bytes | _Records:
+    """The records of one field of a series: `field_prefix + step key` -> `encode(column[i])`, in key order.
+
+    When every key has one width and every value one encoding width (`encoded`), every record has
+    one layout: a constant head (type, key length, field prefix), the step key, the value's length,
+    the value.
+    """
+    if encoded is None or steps.packed is None:
+        values = map(encode, map(column.__getitem__, steps.order.tolist()))
+        return b"".join([_record(field_prefix + key, value) for key, value in zip(steps.keys, values, strict=True)])
+    head = _PUT + _varint(len(field_prefix) + STEP_KEY_WIDTH) + field_prefix
+    width = _varint(encoded.shape[1])
+    parts = (np.frombuffer(head, dtype=np.uint8), steps.packed, np.frombuffer(width, dtype=np.uint8), encoded)
+    return _Records(parts, len(steps.keys))
+
+
+def _serialized(count: int, pieces: Sequence[bytes | _Records]) -> bytes:
+    """The batch: its header, then the records, each written once into one buffer (a large run's
+    batch is tens of MB: every extra copy of it is page faults, a GIL-held join, a memcpy)."""
+    header = _BATCH_HEADER.pack(0, count)
+    if all(isinstance(piece, bytes) for piece in pieces):  # short series only: numpy would only cost
+        return header + b"".join(pieces)
+    sizes = [len(piece) if isinstance(piece, bytes) else piece.size for piece in pieces]
+    batch = np.empty(len(header) + sum(sizes), dtype=np.uint8)
+    batch[: len(header)] = np.frombuffer(header, dtype=np.uint8)
+    start = len(header)
+    for piece, size in zip(pieces, sizes, strict=True):
+        target = batch[start : start + size]
+        if isinstance(piece, bytes):
+            target[:] = np.frombuffer(piece, dtype=np.uint8)
+        else:
+            piece.fill(target)
+        start += size
+    return batch.tobytes()
 
 
 # `encode` of a float is its type byte then the float64 little-endian; of an int, its type byte then
-# the int64 little-endian (`aim/storage/encoding`). A column of one type is encoded by numpy in one
-# go: 9-byte records sliced apart, ~5x faster than `encode` per value on an 80k-point series.
-# Anything else (None epochs, bools, mixed columns) goes through `encode` itself.
-_FLOAT_RECORD = np.dtype([("flag", "u1"), ("value", "<f8")])
-_INT_RECORD = np.dtype([("flag", "u1"), ("value", "<i8")])
+# the int64 little-endian; of None its type byte alone (`aim/storage/encoding`). A column of one of
+# them is encoded by numpy in one go. Anything else (bools, mixed columns, ints beyond 64 bits)
+# goes through `encode` itself.
 _FLOAT_FLAG, _INT_FLAG = encode(0.0)[0], encode(0)[0]
+# Below this many points a series is cheaper point by point than through numpy's per-call costs
+# (a run of short series, 63 points in all, took 0.56 ms vs 0.33).
+_NUMPY_FROM = 32
+_NONE = np.frombuffer(encode(None), dtype=np.uint8)
 
 
-def _encoded(column: Sequence[Any], order: np.ndarray) -> list[bytes]:
-    """`encode(column[i])` for each i of `order`."""
-    types = set(map(type, column))
-    if types == {float}:
-        record, flag = _FLOAT_RECORD, _FLOAT_FLAG
-    elif types == {int} and all(-(2**63) <= v < 2**63 for v in (min(column), max(column))):
-        record, flag = _INT_RECORD, _INT_FLAG
+def _encoded(column: Sequence[Any] | np.ndarray, order: np.ndarray) -> np.ndarray | None:
+    """`encode(column[i])` for each i of `order`, as the rows of one uint8 array; None if the
+    encodings differ in width or are not known to numpy, or the column is too short to be worth it."""
+    if len(order) < _NUMPY_FROM:
+        return None
+    if isinstance(column, np.ndarray):
+        array, flag = column.astype("<f8", copy=False), _FLOAT_FLAG
+    elif column and column[0] is None and column.count(None) == len(column):  # epochs, mostly: a tenth of a scan
+        return np.broadcast_to(_NONE, (len(order), len(_NONE)))
     else:
-        return [encode(column[i]) for i in order.tolist()]
-    packed = np.empty(len(order), dtype=record)
-    packed["flag"] = flag
-    packed["value"] = np.asarray(column, dtype=record["value"])[order]
-    raw = packed.tobytes()
-    size = record.itemsize
-    return [raw[i : i + size] for i in range(0, len(raw), size)]
+        types = set(map(type, column))
+        if types == {float}:
+            array, flag = np.asarray(column, dtype="<f8"), _FLOAT_FLAG
+        elif types == {int}:
+            try:
+                array, flag = np.asarray(column, dtype="<i8"), _INT_FLAG
+            except OverflowError:  # beyond 64 bits: `encode` raises what Aim raises
+                return None
+        else:
+            return None
+    packed = np.empty((len(order), 1 + array.itemsize), dtype=np.uint8)
+    packed[:, 0] = flag
+    packed[:, 1:] = array[order].view(np.uint8).reshape(len(order), array.itemsize)
+    return packed
 
 
 def meta_items(run_hash: str, params: Sequence[tuple[str, Any]], series: Iterable[Any], end_time: float) -> Items:
@@ -196,7 +332,7 @@ def _trace_summary(
     """
     trace = run_prefix + encode_path(("traces", ctx_id, name))
     typed = run_prefix + encode_path(("typed_traces",))
-    if all(type(v) is float for v in values):
+    if set(map(type, values)) == {float}:  # a third of `all(type(v) is float ...)`'s time
         _float_summary(meta, run_prefix, trace, ctx_id, name, steps, values)
         return
     count = 0
@@ -244,22 +380,8 @@ def _float_summary(
     values: Sequence[float],
 ) -> None:
     """`_trace_summary` for a series of floats only (the mapper's every series): the same rules with
-    no type changes, so only the last state of each cell is computed and encoded (a medium run's
-    summaries cost ~3x less)."""
-    count = 0
-    first = last = None
-    high, low = -math.inf, math.inf
-    high_i = low_i = None
-    for i, (step, val) in enumerate(zip(steps, values, strict=True)):
-        if count == 0:
-            first = i
-        if step >= count:
-            last = i
-            count = step + 1
-        if val > high:
-            high, high_i = val, i
-        if val < low:
-            low, low_i = val, i
+    no type changes, so only the last state of each cell is computed and encoded."""
+    first, last, high, low = _summary_points(steps, values)
     meta[encode_path(("meta", "traces_types", "float", ctx_id, name))] = _ONE
     meta[run_prefix + encode_path(("typed_traces", "metric", ctx_id, name))] = _ONE
     meta[trace + encode_path("dtype")] = encode("float")
@@ -269,10 +391,58 @@ def _float_summary(
     if last is not None:
         meta[trace + encode_path("last")] = encode(values[last])
         meta[trace + encode_path("last_step")] = encode(steps[last])
-    if high_i is not None:
-        meta[trace + encode_path("max")] = encode(values[high_i])
-    if low_i is not None:
-        meta[trace + encode_path("min")] = encode(values[low_i])
+    if high is not None:
+        meta[trace + encode_path("max")] = encode(values[high])
+    if low is not None:
+        meta[trace + encode_path("min")] = encode(values[low])
+
+
+SummaryPoints = tuple[int, int | None, int | None, int | None]
+
+
+def _summary_points(steps: Sequence[int], values: Sequence[float]) -> SummaryPoints:
+    """The index of the point in each of `first`, `last`, `max` and `min` (None: the cell is absent).
+
+    By numpy: a Python loop over the points was a quarter of a long run's cost, all of it holding
+    the GIL. `_summary_points_loop` is the tracker's rules point by point, for short series and
+    steps beyond 64 bits.
+    """
+    if len(steps) < _NUMPY_FROM:
+        return _summary_points_loop(steps, values)
+    try:
+        step_array = np.asarray(steps, dtype=np.int64)
+    except OverflowError:
+        return _summary_points_loop(steps, values)
+    value_array = np.asarray(values, dtype=np.float64)
+    # `first` is overwritten while the tracker's count is 0: up to the first step >= 0, or to the end.
+    counted = step_array >= 0
+    first = int(counted.argmax()) if counted.any() else len(steps) - 1
+    # `last` moves on each step above every earlier one (and >= 0): it ends on the first point of
+    # the highest step.
+    last = int(step_array.argmax()) if step_array.max() >= 0 else None
+    # fmax/fmin skip NaN; the cell holds the first value equal to the extreme (-0.0 == 0.0 too).
+    highest, lowest = np.fmax.reduce(value_array), np.fmin.reduce(value_array)
+    high = int((value_array == highest).argmax()) if highest > -math.inf else None
+    low = int((value_array == lowest).argmax()) if lowest < math.inf else None
+    return first, last, high, low
+
+
+def _summary_points_loop(steps: Sequence[int], values: Sequence[float]) -> SummaryPoints:
+    count = 0
+    first = 0
+    last = high = low = None
+    highest, lowest = -math.inf, math.inf
+    for i, (step, val) in enumerate(zip(steps, values, strict=True)):
+        if count == 0:
+            first = i
+        if step >= count:
+            last = i
+            count = step + 1
+        if val > highest:
+            highest, high = val, i
+        if val < lowest:
+            lowest, low = val, i
+    return first, last, high, low
 
 
 def _numbers(values: Sequence[Any]) -> Sequence[Any]:
@@ -282,18 +452,44 @@ def _numbers(values: Sequence[Any]) -> Sequence[Any]:
     return [convert_to_py_number(v) for v in values]
 
 
-def write_container(path: Path, items: Items) -> None:
-    """Create the run's RocksDB as Aim opens it (its options, its `progress` flag) and write one batch.
+# RocksDB flushes the memtables of every DB of a process in one shared pool of threads, grown to the
+# largest `max_background_flushes` a DB was opened with: 1 with Aim's options.
+_flush_threads = 1
+
+
+def allow_parallel_flushes(threads: int) -> None:
+    """Let `threads` containers of this process flush at once, for the rest of its life.
+
+    Closing a container flushes its memtable into a table file (Aim's `RocksContainer.close`), half
+    of a large run's write, with the GIL released; but in one shared thread, so the writer's threads
+    took turns there. A scratch DB opened with a larger `max_background_flushes` grows that pool;
+    the containers themselves keep Aim's options.
+    """
+    global _flush_threads
+    if threads <= _flush_threads:
+        return
+    with tempfile.TemporaryDirectory(prefix="aim-etl-flush-") as scratch:
+        db = aimrocks.DB(scratch, aimrocks.Options(create_if_missing=True, max_background_flushes=threads))
+        del db  # dropped as Aim drops its DBs: aimrocks crashes freeing a DB after `close()`
+    _flush_threads = threads
+
+
+def write_container(path: Path, batch: bytes | Items) -> None:
+    """Create the run's RocksDB as Aim opens it (its options, its `progress` flag) and write one batch:
+    a serialized one (`seqs_batch`) as it is, (key, value) items put one by one.
 
     The folder of `meta/chunks/<hash>` is what makes a run exist: it is created only here, by
     RocksDB, so a run is never seen before its first batch is on its way.
     """
     container = RocksContainer(str(path), read_only=False)
     try:
-        batch = aimrocks.WriteBatch()
-        for key, value in items:
-            batch.put(key, value)
-        container.db.write(batch)
+        if isinstance(batch, bytes):
+            write_batch = aimrocks.WriteBatch(data=batch)
+        else:
+            write_batch = aimrocks.WriteBatch()
+            for key, value in batch:
+                write_batch.put(key, value)
+        container.db.write(write_batch)
     finally:
         container.close()
 

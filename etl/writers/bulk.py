@@ -52,6 +52,7 @@ class BulkWriter:
         self.repo = repo if repo is not None else aim_adapter.open_repo(repo_path)
         self.root = Path(self.repo.path)
         self.workers = workers if workers and workers > 0 else default_workers()
+        aim_storage.allow_parallel_flushes(self.workers)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="aim-etl-bulk") if self.workers > 1 else None
 
     def close(self) -> None:
@@ -110,7 +111,7 @@ class BulkWriter:
         spec, meta = job
         now = dt.datetime.now(dt.UTC).timestamp()
         try:
-            seqs = aim_storage.seqs_items(spec.run_hash, spec.series, now)
+            seqs = aim_storage.seqs_batch(spec.run_hash, spec.series, now)
         except OSError:
             raise
         except Exception as exc:  # noqa: BLE001 - a value the encoder refuses: this run only
