@@ -233,7 +233,8 @@ class Normalizer:
             if columns:
                 names, contexts, steps, epochs, values, times = columns
                 points[RUN_KEY].extend(itertools.repeat(key, len(names)))
-                points[NAME].extend([name or EMPTY_KEY for name in names])  # a series named "" breaks Aim's later reads
+                # a series named "" breaks Aim's later reads
+                points[NAME].extend(names if all(names) else [name or EMPTY_KEY for name in names])
                 points[CONTEXT].extend(contexts)
                 points[STEP].extend(steps)
                 points[EPOCH].extend(epochs)

@@ -401,7 +401,9 @@ class _Job:
             return
         if (self.repo_root / ".aim").is_dir():
             return
-        from etl.writers import aim_adapter
+        # Aim is imported here, on this thread: two threads importing its Cython modules at once
+        # fail ("partially initialized module"), and the writers need it next anyway.
+        from etl.writers import aim_adapter, bulk, sdk  # noqa: F401
 
         pool = ThreadPoolExecutor(1, thread_name_prefix="aim-etl-init")
         self._new_repo = pool.submit(aim_adapter.open_repo, self.repo_root)
