@@ -13,6 +13,7 @@ import hashlib
 import os
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -784,6 +785,7 @@ def validate(
     """
     from etl.governance.model import Validation
     from etl.writers.governance import GovernanceRepo, StoredRun
+    from etl.writers.verdicts import VerdictsWritten
 
     remote = RemoteTarget.parse(repo)
     if remote is not None:  # aim://: same checks over the wire; the lock is the one beside this machine's ledger
@@ -804,20 +806,20 @@ def validate(
             # Only without a query is the number of runs to check known before checking them.
             on_total(target.count())
         written: list[str] = []
-        pending: list[tuple[StoredRun, Validation]] = []
+        # Submitted for writing, in order; settled a batch at a time while later runs are read.
+        submitted: deque[tuple[StoredRun, Validation]] = deque()
 
-        def flush() -> None:
-            outcome = target.write_many([(stored.view.key, validation) for stored, validation in pending])
+        def settle(outcome: VerdictsWritten) -> None:
             written.extend(outcome.written)
             if not outcome.indexed:
                 report.left_to_indexer += len(outcome.written)
-            for stored, validation in pending:
+            for _ in range(len(outcome.written) + len(outcome.held)):
+                stored, validation = submitted.popleft()
                 reason = outcome.held.get(stored.view.key)
                 if reason is None:
                     checked(stored, "written", validation)
                 else:
                     checked(stored, "active", None, reason)
-            pending.clear()
 
         def checked(stored: StoredRun, state: str, validation: Validation | None, reason: str | None = None) -> None:
             view = stored.view
@@ -826,6 +828,9 @@ def validate(
             if on_run is not None:
                 on_run(run)
 
+        writer = stack.enter_context(
+            target.verdict_writer(VERDICT_BATCH) if remote is None else _VerdictBatches(target, VERDICT_BATCH)
+        )
         for stored in target.runs(query):
             validation = evaluate(rules, stored.view)
             if stored.carries(validation):
@@ -833,11 +838,11 @@ def validate(
             elif dry_run:
                 checked(stored, "dry-run", validation)
             else:
-                pending.append((stored, validation))
-                if len(pending) >= VERDICT_BATCH:
-                    flush()
-        if pending:
-            flush()
+                submitted.append((stored, validation))
+                for outcome in writer.submit(stored.view.key, validation):
+                    settle(outcome)
+        for outcome in writer.close():
+            settle(outcome)
         if written:
             report.compliance_run = target.track_compliance(
                 rules.version,
@@ -849,6 +854,31 @@ def validate(
                 {rule: rate for rule, rate in report.rule_pass_rates().items() if rate is not None},
             )
     return report
+
+
+class _VerdictBatches:
+    """`verdict_writer` for a target that writes verdicts only a whole batch at a time (`write_many`)."""
+
+    def __init__(self, target, batch: int) -> None:
+        self._target, self._batch = target, batch
+        self._pending: list = []
+
+    def submit(self, run_hash: str, validation) -> list:
+        self._pending.append((run_hash, validation))
+        return self.close() if len(self._pending) >= self._batch else []
+
+    def close(self) -> list:
+        if not self._pending:
+            return []
+        outcome = self._target.write_many(self._pending)
+        self._pending = []
+        return [outcome]
+
+    def __enter__(self) -> _VerdictBatches:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
 
 
 def _open_ledger(root: Path, ledger: str | Path | None, *, read_only: bool) -> Ledger:

@@ -7,6 +7,7 @@ one run at a time and let it go at once, because a `Run` object keeps its lock u
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,7 +25,7 @@ from etl.errors import EtlError
 from etl.governance.model import TAG_PREFIX, RunView, TraceSummary, Validation, context_key
 from etl.writers import aim_adapter, aim_index
 from etl.writers.naming import run_hash_for
-from etl.writers.verdicts import Verdict, VerdictsWritten, write_verdicts
+from etl.writers.verdicts import WORKERS, Verdict, VerdictsWritten, VerdictWriter, write_verdicts
 
 GOVERNANCE_EXPERIMENT = "governance"
 # The param that marks the tool's own compliance runs, which are never validated themselves.
@@ -58,7 +59,7 @@ class GovernanceRepo:
             raise EtlError(f"{path}: no Aim repo here (no .aim folder)")
         self.path = path
         self.writer = aim_adapter.open_repo(path)
-        aim_adapter.refresh_index(self.writer)
+        aim_index.refresh(self.writer)
         # A Repo opened before indexing keeps reading the old index: read through a fresh one.
         self.reader = aim_adapter.open_repo(path)
         self._unreleased = 0
@@ -69,20 +70,36 @@ class GovernanceRepo:
 
     def runs(self, query: str | None = None) -> Iterator[StoredRun]:
         """Every run matching the AimQL `query` (all runs when None), the compliance runs left out."""
+        rows = _sql_rows(self.reader)
         if query:
             matches = self.reader.query_runs(query, report_mode=QueryReportMode.DISABLED)
-            found = (view.run for view in matches.iter_runs())
+            found = (_stored(view.run, rows.get(view.run.hash)) for view in matches.iter_runs())
         else:
-            found = self.reader.iter_runs()
-        rows = _sql_rows(self.reader)
-        for run in found:
-            stored = _stored(run, rows.get(run.hash))
+            hashes = self._chunks().keys()  # noqa: SIM118 - a tree, not a dict
+            found = (self._stored(run_hash, rows.get(run_hash)) for run_hash in hashes)
+        for stored in found:
             if stored is not None:
                 yield stored
 
-    def write_many(self, verdicts: Sequence[tuple[str, Validation]], workers: int = 4) -> VerdictsWritten:
+    def _chunks(self):
+        return self.reader.meta_tree.subtree("chunks")
+
+    def _stored(self, run_hash: str, row: tuple[str | None, str | None, tuple[str, ...]] | None) -> StoredRun | None:
+        """A run read straight from the index, its whole subtree at once: a `Run` object and a read per
+        part cost twice as much, and a pass over an unchanged repo is little else."""
+        if row is None:  # no SQL row: let Aim say what such a run's name and tags are
+            return _stored(Run(run_hash, repo=self.reader, read_only=True))
+        meta = self._chunks().subtree(run_hash).collect()
+        meta = meta if isinstance(meta, dict) else {}
+        return _stored_meta(run_hash, meta, row, _series_loader(self.reader, run_hash))
+
+    def write_many(self, verdicts: Sequence[tuple[str, Validation]], workers: int = WORKERS) -> VerdictsWritten:
         """Write many verdicts straight into storage (see `etl.writers.verdicts`), indexed in one batch."""
         return write_verdicts(self.writer, [Verdict(h, v.to_param(), v.tag) for h, v in verdicts], workers=workers)
+
+    def verdict_writer(self, batch: int, workers: int = WORKERS) -> GovernanceWriter:
+        """Write verdicts as they are judged, while the next runs are read; settled `batch` at a time."""
+        return GovernanceWriter(VerdictWriter(self.writer, workers=workers, batch=batch))
 
     def write(self, run_hash: str, validation: Validation, end_time: float | None) -> None:
         """Put `validation` on the run with exactly one status tag; raise `RunHeld` if it is active."""
@@ -139,6 +156,26 @@ class GovernanceRepo:
         return run_hash
 
 
+class GovernanceWriter:
+    """A `VerdictWriter` that takes validations, as `GovernanceRepo.write_many` does."""
+
+    def __init__(self, writer: VerdictWriter) -> None:
+        self._writer = writer
+
+    def submit(self, run_hash: str, validation: Validation) -> list[VerdictsWritten]:
+        """Start writing; return the batches settled meanwhile (their runs in the order submitted)."""
+        return self._writer.submit(Verdict(run_hash, validation.to_param(), validation.tag))
+
+    def close(self) -> list[VerdictsWritten]:
+        return self._writer.close()
+
+    def __enter__(self) -> GovernanceWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._writer.__exit__(*exc)
+
+
 def stored_view(run) -> StoredRun | None:
     """What rules see of a run read some other way (`remote_governance`): a `Run`, or any object with
     its `hash`, `experiment`, `name`, `tags`, `meta_run_tree` and `get_metric`. None for a compliance run."""
@@ -183,13 +220,27 @@ def _sql_rows(repo) -> dict[str, tuple[str | None, str | None, tuple[str, ...]]]
 
 def _stored(run: Run, row: tuple[str | None, str | None, tuple[str, ...]] | None = None) -> StoredRun | None:
     tree = run.meta_run_tree
-    run_name, experiment, tags = row if row is not None else (run.name, run.experiment, tuple(run.tags))
-    params = {k: v for k, v in _collect(tree, "attrs").items() if not str(k).startswith("__")}
+    meta = {key: _collect(tree, key) for key in ("attrs", "contexts", "traces")}
+    with contextlib.suppress(KeyError):
+        meta["end_time"] = tree["end_time"]
+    row = row if row is not None else (run.name, run.experiment, tuple(run.tags))
+    return _stored_meta(run.hash, meta, row, _series_loader(run.repo, run.hash, run))
+
+
+def _stored_meta(
+    run_hash: str,
+    meta: Mapping[str, Any],
+    row: tuple[str | None, str | None, tuple[str, ...]],
+    series: Callable[[str, str], list[float]],
+) -> StoredRun | None:
+    """What rules see of a run, from its meta subtree (`attrs`, `contexts`, `traces`, `end_time`)."""
+    run_name, experiment, tags = row
+    params = {k: v for k, v in _part(meta, "attrs").items() if not str(k).startswith("__")}
     if GOVERNANCE_PARAM in params and experiment == GOVERNANCE_EXPERIMENT:
         return None
-    contexts = _collect(tree, "contexts")
+    contexts = _part(meta, "contexts")
     traces: dict[tuple[str, str], TraceSummary] = {}
-    for ctx_id, names in _collect(tree, "traces").items():
+    for ctx_id, names in _part(meta, "traces").items():
         context = contexts.get(ctx_id, contexts.get(str(ctx_id), {}))
         for name, summary in names.items():
             if summary.get("version") != 2:  # images, texts, distributions: no numeric summary
@@ -202,31 +253,27 @@ def _stored(run: Run, row: tuple[str | None, str | None, tuple[str, ...]] | None
                 first_step=summary.get("first_step"),
                 last_step=summary.get("last_step"),
             )
-    view = RunView(
-        key=run.hash,
-        experiment=experiment,
-        name=run_name,
-        params=params,
-        traces=traces,
-        series=_series_loader(run),
-    )
-    try:
-        end_time = tree["end_time"]
-    except KeyError:
-        end_time = None
+    view = RunView(key=run_hash, experiment=experiment, name=run_name, params=params, traces=traces, series=series)
+    end_time = meta.get("end_time")
     return StoredRun(view=view, validation=params.get("validation"), tags=tags, end_time=end_time)
 
 
-def _series_loader(run: Run) -> Callable[[str, str], list[float]]:
-    """Whole series are read only for `agg = "mean"` rules; the summary serves the others."""
+def _series_loader(repo, run_hash: str, run: Run | None = None) -> Callable[[str, str], list[float]]:
+    """Whole series are read only for `agg = "mean"` rules; the summary serves the others (the `Run`
+    is opened only then)."""
 
     def load(name: str, context: str) -> list[float]:
-        metric = run.get_metric(name, Context(orjson.loads(context)))
+        metric = (run or Run(run_hash, repo=repo, read_only=True)).get_metric(name, Context(orjson.loads(context)))
         if metric is None:
             return []
         return [float(v) for v in metric.values.values_numpy()]
 
     return load
+
+
+def _part(meta: Mapping[str, Any], key: str) -> dict[Any, Any]:
+    value = meta.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _collect(tree, key: str) -> dict[Any, Any]:
