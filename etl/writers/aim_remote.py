@@ -280,7 +280,14 @@ def flush(repo: Repo) -> None:
 def read_meta(repo: Repo, run_hash: str) -> dict[str, Any] | None:
     """The run's whole meta tree from its own chunk, in one request (no index needed): its params
     under `attrs`, series summaries under `traces`, `end_time`, and the repo-level `contexts`."""
-    tree = repo.request_tree("meta", run_hash, read_only=True)
+    try:
+        tree = repo.request_tree("meta", run_hash, read_only=True)
+    except OSError:  # the server is down (requests' errors are OSErrors): not this run's state
+        raise
+    except Exception:  # noqa: BLE001 - the server could not open the run's container at all
+        # A server killed while it created a run leaves a container it cannot open after a
+        # restart; Aim's client reports that as a bare Exception. Such a run is incomplete.
+        return None
     try:
         meta = tree.collect("meta")
     except KeyError:
