@@ -20,7 +20,7 @@ from etl.governance.model import FAILED, Outcome, Validation
 from etl.governance.report import render_text
 from etl.governance.rules import parse_rules
 from etl.pipeline import validate
-from etl.writers import aim_adapter
+from etl.writers import aim_adapter, aim_index
 from etl.writers.governance import GovernanceRepo
 from tests.test_validate import RULES, log_run
 
@@ -122,3 +122,38 @@ def test_verdicts_written_while_another_process_holds_the_index_are_left_to_its_
     assert {r.state for r in again.runs} == {"unchanged"}
     statuses = {h: Repo(str(repo)).get_run(h)["validation"]["status"] for h in hashes}
     assert statuses == {r.run_hash: r.validation.status for r in report.runs}
+
+
+def test_runs_never_indexed_are_indexed_in_batches_with_the_bytes_of_aims_indexer(tmp_path: Path):
+    """`validate` indexes runs logged live and closed (as `aim up` does on start), a batch per write."""
+    original = tmp_path / "a"
+    hashes = [log_run(original, f"run-{i}", 0.01 * (i + 1), [0.5, 0.6 + i / 10]) for i in range(3)]
+    copy = tmp_path / "b"
+    shutil.copytree(original, copy)
+
+    assert sorted(aim_adapter.refresh_index(Repo(str(original)))) == sorted(hashes)  # RepoIndexManager.index
+    assert sorted(aim_index.refresh(Repo(str(copy)), batch=2)) == sorted(hashes)
+
+    masked = [
+        {k: v for k, v in _container(repo / ".aim" / "meta" / "index").items() if not k.startswith(ROOT_KEYS_MASKED)}
+        for repo in (original, copy)
+    ]
+    assert masked[0] == masked[1]
+    assert aim_index.refresh(Repo(str(copy))) == []  # each run's checksum recorded: nothing stale
+    assert sorted(run.hash for run in Repo(str(copy)).iter_runs()) == sorted(hashes)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_verdicts_written_across_many_batches_are_settled_in_the_order_checked(twins, monkeypatch, batch):
+    """Batches are written while the next ones are read: each run reported once, in order, tagged."""
+    repo, _, hashes = twins
+    monkeypatch.setattr("etl.pipeline.VERDICT_BATCH", batch)
+    checked: list[str] = []
+    report = validate(repo, parse_rules(RULES, "rules.toml"), on_run=lambda r: checked.append(r.run_hash))
+
+    assert sorted(checked) == sorted(hashes) and checked == [r.run_hash for r in report.runs]
+    assert checked == [run.hash for run in Repo(str(repo)).iter_runs() if run.hash in hashes]  # the index's order
+    assert {r.state for r in report.runs} == {"written"} and report.left_to_indexer == 0
+    tags = _tags(repo)
+    assert all(tags[r.run_hash] == [r.validation.tag] for r in report.runs)
+    assert {r.state for r in validate(repo, parse_rules(RULES, "rules.toml")).runs} == {"unchanged"}
