@@ -10,6 +10,7 @@ the log. The file is the process's own, deleted when the map is closed or collec
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import tempfile
 from collections.abc import Iterator, MutableMapping
@@ -89,4 +90,6 @@ class SpillDict(MutableMapping[str, str]):
             self._folder = None
 
     def __del__(self) -> None:
-        self.close()
+        # at interpreter exit sqlite3 or the folder may be gone already
+        with contextlib.suppress(Exception):
+            self.close()
