@@ -183,10 +183,9 @@ def _import(
     for item in skipped:
         report.add_skipped_file(item.source, item.reason)
 
-    job = _Job(report, rules, chunk_size, progress, started, incremental)
+    job = _Job(report, rules, chunk_size, progress, started, incremental, chunk_bytes)
     job.bytes_total = sum(_size(f.path) for f in files)
     job.writer_kind, job.workers = writer, workers
-    job.chunk_bytes = chunk_bytes
     job.mapping = mapping
     job.reading = reading_fingerprint(rules, format, keyed, mapping)
     if governance is not None:
@@ -277,12 +276,19 @@ def _repo_lock(
 
 class _Job:
     def __init__(
-        self, report: SyncReport, rules: FieldRules, chunk_size: int, progress, started: float, incremental: bool
+        self,
+        report: SyncReport,
+        rules: FieldRules,
+        chunk_size: int,
+        progress,
+        started: float,
+        incremental: bool,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     ):
         self.report = report
         self.normalizer = Normalizer(rules)
         self.chunk_size = chunk_size
-        self.chunk_bytes = DEFAULT_CHUNK_BYTES
+        self.chunk_bytes = chunk_bytes
         self.progress = progress
         self.started = started
         self.incremental = incremental
