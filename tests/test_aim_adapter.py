@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
+import logging
+import sys
 
 import pytest
 
@@ -82,3 +85,35 @@ def test_indexing_many_times_in_one_process_leaks_no_watchers(repo):
     store = aim_adapter.open_repo(repo)
     for _ in range(300):
         aim_adapter.index_runs(store, [])
+
+
+def _schema(aim_dir) -> tuple[list, list]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(aim_dir / "run_metadata.sqlite")) as db:
+        tables = db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name").fetchall()
+        return tables, db.execute("SELECT version_num FROM alembic_version").fetchall()
+
+
+def test_a_new_repo_gets_the_schema_aims_own_migrations_create(tmp_path, monkeypatch):
+    """open_repo runs Aim's migrations in this process; Aim runs them in a child process. Same result,
+    and none of what Aim's env.py would do to the process (reset every logger, put "." on sys.path)."""
+    import aim.storage.structured.db
+    from aim import Repo
+
+    def child_process(db_url):
+        raise AssertionError("Aim's child process ran: the migrations in this process did not")
+
+    logger = logging.getLogger("a.logger.of.the.host.application")
+    path, level = list(sys.path), logging.getLogger().level
+    with monkeypatch.context() as patched:
+        patched.setattr(aim.storage.structured.db, "upgrade_database", child_process)
+        ours = aim_adapter.open_repo(tmp_path / "ours")
+    assert not logger.disabled and sys.path == path and logging.getLogger().level == level
+
+    Repo(str(tmp_path / "aims"), init=True)  # alembic in its child process, as `aim init` does
+    assert _schema(tmp_path / "ours" / ".aim") == _schema(tmp_path / "aims" / ".aim")
+    assert _schema(tmp_path / "ours" / ".aim")[1]  # stamped: Aim will not migrate it again
+    assert (tmp_path / "ours" / ".aim" / "VERSION").read_text() == (tmp_path / "aims" / ".aim" / "VERSION").read_text()
+    ours.structured_db.create_experiment("e")  # the ORM works on it
+    assert [e.name for e in Repo(str(tmp_path / "ours")).structured_db.experiments()] == ["e"]
