@@ -315,6 +315,7 @@ class _Job:
         self.position = 0
         self.read_from = 0
         self.span: tuple[int, int, int] | None = None  # the chunk being written: from, to, runs written
+        self._pending: _InFlight | None = None  # the chunk the writer's threads are writing
 
     def import_file(self, source: SourceFile, keyed: str) -> None:
         self.position = self.read_from = 0
@@ -350,6 +351,7 @@ class _Job:
         offset, line = (start.byte_offset, start.line) if start is not None else (0, 0)
         self.position = self.read_from = offset
         consumed = self._read(source, keyed, offset, line)
+        self._settle()  # the cursor only moves past runs that are written
         if consumed is not None:
             self._save_cursor(source, *consumed, stat)
         if stats.records == 0 and start is None:
@@ -440,8 +442,11 @@ class _Job:
         return self._writer
 
     def close(self) -> None:
-        if self._writer is not None and hasattr(self._writer, "close"):
-            self._writer.close()
+        try:
+            self._settle()
+        finally:
+            if self._writer is not None and hasattr(self._writer, "close"):
+                self._writer.close()
 
     def _save_cursor(self, source: SourceFile, offset: int, line: int, stat: os.stat_result) -> None:
         if self.repo_root is None:  # dry run
@@ -459,7 +464,8 @@ class _Job:
 
     def _process(self, chunk: list[Record], path: Path | None = None, upto: int | None = None) -> None:
         """Read, plan, map and write one chunk; its bytes (to `upto`) count as done as its runs are written."""
-        self.span = (self.position, upto if upto is not None and upto > self.position else self.position, 0)
+        start = self._pending.span[1] if self._pending is not None and self._pending.span else self.position
+        self.span = (start, upto if upto is not None and upto > start else start, 0)
         self._create_repo_early()
         frames = self.normalizer.normalize(chunk, path)
         plan = self.planner.plan(frames.runs)
@@ -472,7 +478,8 @@ class _Job:
             specs, rejected = self._check(specs)
         if writing:
             self._write(specs, rejected, {p.run_key: p.action for p in plan.runs if p.write})
-        self._tick()
+        if self._pending is None or self._pending.span is not self.span:
+            self._tick()  # this chunk is done; one still being written moves on as `_settle` finishes it
 
     def _check(self, specs: list) -> tuple[list, list]:
         """Judge each run about to be written; with `strict`, keep the ones failing an error rule out."""
@@ -522,16 +529,46 @@ class _Job:
             )
 
     def _write(self, specs: list, rejected: list, actions: dict[str, str]) -> None:
+        """Write a chunk's runs; with a writer that can (`submit`), only start them, so the next chunk
+        is read and normalized while this one's containers are written. The previous chunk is
+        settled first: one chunk in flight, its ledger entries and report in the order they came."""
+        self._settle()
         if rejected:
             # Held in the ledger, not in Aim: the next import that reads the record checks it again.
             self.ledger.record((_entry(s, REJECTED) for s in rejected), self.report.batch)
         if not specs:
             return
         self.ledger.record((_entry(s, WRITING) for s in specs), self.report.batch)
+        writer = self.writer
+        if not hasattr(writer, "submit"):
+            try:
+                result = writer.write(specs, on_run=lambda spec: self._tick(spec, len(specs)))
+            except Exception as exc:  # noqa: BLE001 - reported with what was committed, then re-raised
+                raise StageFailed("write", exc, self.report.runs_written) from exc
+            self._record(result, actions)
+            return
         try:
-            result = self.writer.write(specs, on_run=lambda spec: self._tick(spec, len(specs)))
+            self._pending = _InFlight(writer.submit(specs), len(specs), actions, self.span)
         except Exception as exc:  # noqa: BLE001 - reported with what was committed, then re-raised
             raise StageFailed("write", exc, self.report.runs_written) from exc
+
+    def _settle(self) -> None:
+        """Wait for the chunk in flight, then record it: `done` in the ledger, counted in the report,
+        and its bytes done in the progress. Before a cursor moves past it and before the job ends."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        reading, self.span = self.span, pending.span
+        try:
+            result = self.writer.finish(pending.submitted, on_run=lambda spec: self._tick(spec, pending.runs))
+        except Exception as exc:  # noqa: BLE001 - reported with what was committed, then re-raised
+            raise StageFailed("write", exc, self.report.runs_written) from exc
+        self._record(result, pending.actions)
+        self._tick()
+        if reading is not pending.span:  # a later chunk is being read: its own span goes on
+            self.span = reading
+
+    def _record(self, result, actions: dict[str, str]) -> None:
         self.ledger.record((_entry(s, DONE) for s in (*result.written, *result.already_present)), self.report.batch)
         for spec, reason in result.failed:
             # Removed from Aim again and left `writing` in the ledger, never `done`: the next import
@@ -545,6 +582,16 @@ class _Job:
         self.report.runs_written += len(result.written)
         self.report.points_written += result.points
         self.report.unindexed += len(result.left_unindexed)
+
+
+@dataclass
+class _InFlight:
+    """A chunk whose runs the writer's threads are writing while the next chunk is read."""
+
+    submitted: object
+    runs: int
+    actions: dict[str, str]
+    span: tuple[int, int, int] | None
 
 
 def _guarded(

@@ -22,7 +22,8 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aim import Repo
@@ -36,6 +37,16 @@ from etl.writers.result import WriteResult
 DEFAULT_MAX_WORKERS = 4
 # How long to wait for an index another process holds before leaving the runs to its indexer.
 INDEX_WAIT_SECONDS = 2.0
+
+
+@dataclass
+class Submitted:
+    """A chunk on its way: what was settled before writing, and each run's write in a worker."""
+
+    result: WriteResult = field(default_factory=WriteResult)
+    # earlier versions of runs that failed now: out of SQL and the index too
+    removed: list[str] = field(default_factory=list)
+    runs: list[tuple[RunSpec, aim_storage.Items, Future]] = field(default_factory=list)
 
 
 def default_workers() -> int:
@@ -53,7 +64,8 @@ class BulkWriter:
         self.root = Path(self.repo.path)
         self.workers = workers if workers and workers > 0 else default_workers()
         aim_storage.allow_parallel_flushes(self.workers)
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="aim-etl-bulk") if self.workers > 1 else None
+        # One worker is still a thread: the runs of a chunk are written while the next one is read.
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="aim-etl-bulk")
 
     def close(self) -> None:
         if self._pool is not None:
@@ -66,29 +78,43 @@ class BulkWriter:
             pool.shutdown(wait=False)
 
     def write(self, specs: Iterable[RunSpec], on_run: Callable[[RunSpec], None] | None = None) -> WriteResult:
-        result = WriteResult()
+        return self.finish(self.submit(specs), on_run)
+
+    def submit(self, specs: Iterable[RunSpec]) -> Submitted:
+        """Start writing a chunk: its rows are committed here, its containers are written by the
+        worker threads while the caller goes on (reading the next chunk); `finish` waits for them.
+
+        One chunk at a time: a chunk is finished before the next is submitted, since both may
+        hold the same run (an edit rewritten in place).
+        """
+        submitted = Submitted()
         todo: list[tuple[RunSpec, aim_storage.Items]] = []
-        removed: list[str] = []  # earlier versions of runs that failed now: out of SQL and the index too
         for spec in specs:
             provenance, ended = aim_storage.read_run_state(self._chunk("meta", spec.run_hash), spec.run_hash)
             complete = bool(provenance) and provenance.get("complete") and ended
             if complete and provenance.get("content_hash") == spec.content_hash:
-                result.already_present.append(spec)
+                submitted.result.already_present.append(spec)
                 continue
             existed = self._remove_local(spec.run_hash)
             try:
                 meta = aim_storage.meta_items(spec.run_hash, _params(spec), spec.series, _end_time(spec))
             except Exception as exc:  # noqa: BLE001 - whatever Aim's encoder raises for one run's values
                 if existed:
-                    removed.append(spec.run_hash)
-                result.failed.append((spec, f"Aim refused the run: {type(exc).__name__}: {exc}"))
+                    submitted.removed.append(spec.run_hash)
+                submitted.result.failed.append((spec, f"Aim refused the run: {type(exc).__name__}: {exc}"))
                 continue
             todo.append((spec, meta))
         # Rows first: a run found in the index without its row breaks Aim's reads of it.
-        _write_rows(self.repo.structured_db.engine, [spec for spec, _ in todo], removed)
+        _write_rows(self.repo.structured_db.engine, [spec for spec, _ in todo], submitted.removed)
+        submitted.runs = [(spec, meta, self._pool.submit(self._write_run, spec, meta)) for spec, meta in todo]
+        return submitted
+
+    def finish(self, submitted: Submitted, on_run: Callable[[RunSpec], None] | None = None) -> WriteResult:
+        """Wait for a submitted chunk's runs, then index them (or leave them to another indexer)."""
+        result, removed = submitted.result, submitted.removed
         indexed: list[tuple[str, aim_storage.Items]] = []
-        outcomes = self._pool.map(self._write_run, todo) if self._pool else map(self._write_run, todo)
-        for (spec, meta), refused in zip(todo, outcomes, strict=True):
+        for spec, meta, future in submitted.runs:
+            refused = future.result()
             if refused is not None:
                 self._remove_local(spec.run_hash)
                 _write_rows(self.repo.structured_db.engine, [], [spec.run_hash])
@@ -106,9 +132,8 @@ class BulkWriter:
         result.left_unindexed = self._index(indexed, removed)
         return result
 
-    def _write_run(self, job: tuple[RunSpec, aim_storage.Items]) -> str | None:
+    def _write_run(self, spec: RunSpec, meta: aim_storage.Items) -> str | None:
         """Seqs, then meta (the "complete" marker): None when written, else why Aim's encoder refused it."""
-        spec, meta = job
         now = dt.datetime.now(dt.UTC).timestamp()
         try:
             seqs = aim_storage.seqs_batch(spec.run_hash, spec.series, now)
