@@ -42,8 +42,10 @@ from etl.writers.naming import repo_root
 DEFAULT_CHUNK_SIZE = 500
 # A chunk also ends after this many bytes of JSONL: what a chunk holds in memory follows its points,
 # not its records (500 lines of 800-point histories held ~400 MB at the peak, profiled), and a
-# line's bytes are what is known of its points before it is parsed (~10 bytes a point).
-DEFAULT_CHUNK_BYTES = 1 << 20
+# line's bytes are what is known of its points before it is parsed (~10 bytes a point). Two chunks
+# are alive at once (one written while the next is read): at 1 MB, a log of 80,000-point lines
+# peaked at 458 MB; at 256 KB, 337 MB, in the same time (bench_writers.py's large log).
+DEFAULT_CHUNK_BYTES = 256 << 10
 # Verdicts written per SQL transaction and index batch by `validate`.
 VERDICT_BATCH = 500
 
@@ -399,23 +401,18 @@ class _Job:
         return end
 
     def _create_repo_early(self) -> None:
-        """Create a missing local repo while the first chunk is normalized, not after.
+        """Import Aim and create a missing local repo on a thread while the first chunk is normalized.
 
-        Aim creates a repo's structured DB by running alembic in a child Python process (~2 s here,
-        a fixed cost of every first import), which waits on a process, not on our CPU: overlapped,
-        a small first migrate costs that much less. An existing repo opens in milliseconds and is
-        left to `writer`, so a sync with nothing to write still never imports Aim.
+        Both are fixed costs of every first import (~1.5 s of importing Aim, ~0.4 s of creating the
+        repo), and the first chunk's reading needs neither. An existing repo opens in milliseconds
+        and is left to `writer`, so a sync with nothing to write still never imports Aim.
         """
         if self._writer is not None or self._new_repo is not None or self.repo_root is None or self.remote is not None:
             return
         if (self.repo_root / ".aim").is_dir():
             return
-        # Aim is imported here, on this thread: two threads importing its Cython modules at once
-        # fail ("partially initialized module"), and the writers need it next anyway.
-        from etl.writers import aim_adapter, bulk, sdk  # noqa: F401
-
         pool = ThreadPoolExecutor(1, thread_name_prefix="aim-etl-init")
-        self._new_repo = pool.submit(aim_adapter.open_repo, self.repo_root)
+        self._new_repo = pool.submit(_open_new_repo, self.repo_root)
         pool.shutdown(wait=False)
 
     @property
@@ -426,11 +423,12 @@ class _Job:
 
             self._writer = RemoteWriter(self.remote, on_note=self.report.add_note)
         if self._writer is None:
+            # Before anything here imports Aim: the thread importing it must be done first.
+            repo = self._new_repo.result() if self._new_repo is not None else None
             kind, why = choose_writer(self.writer_kind)
             if why:
                 self.report.warnings.append(why)
             self.report.writer = kind
-            repo = self._new_repo.result() if self._new_repo is not None else None
             if kind == "bulk":
                 from etl.writers.bulk import BulkWriter
 
@@ -539,18 +537,15 @@ class _Job:
         if not specs:
             return
         self.ledger.record((_entry(s, WRITING) for s in specs), self.report.batch)
-        writer = self.writer
-        if not hasattr(writer, "submit"):
-            try:
-                result = writer.write(specs, on_run=lambda spec: self._tick(spec, len(specs)))
-            except Exception as exc:  # noqa: BLE001 - reported with what was committed, then re-raised
-                raise StageFailed("write", exc, self.report.runs_written) from exc
-            self._record(result, actions)
-            return
         try:
-            self._pending = _InFlight(writer.submit(specs), len(specs), actions, self.span)
+            writer = self.writer
+            if hasattr(writer, "submit"):
+                self._pending = _InFlight(writer.submit(specs), len(specs), actions, self.span)
+                return
+            result = writer.write(specs, on_run=lambda spec: self._tick(spec, len(specs)))
         except Exception as exc:  # noqa: BLE001 - reported with what was committed, then re-raised
             raise StageFailed("write", exc, self.report.runs_written) from exc
+        self._record(result, actions)
 
     def _settle(self) -> None:
         """Wait for the chunk in flight, then record it: `done` in the ledger, counted in the report,
@@ -592,6 +587,15 @@ class _InFlight:
     runs: int
     actions: dict[str, str]
     span: tuple[int, int, int] | None
+
+
+def _open_new_repo(root: Path):
+    """On the job's init thread. While it runs, the main thread imports nothing of Aim (`writer`
+    waits for this first): two threads importing Aim's Cython modules at once fail with
+    "partially initialized module"."""
+    from etl.writers import aim_adapter, bulk, sdk  # noqa: F401 - the writers' imports, done here
+
+    return aim_adapter.open_repo(root)
 
 
 def _guarded(
