@@ -179,8 +179,8 @@ class Normalizer:
             try:
                 item = interpret(record, self.rules)
                 digest = content_hash(record, self.rules, item.overrides)
-                columns = tuple(zip(*item.points, strict=True))  # (names, contexts, steps, epochs, values, times)
-                problem = _unstorable_point(item.points, columns)
+                singles = item.columns.singles()  # a whole series has steps 0..n-1 and no times
+                problem = _unstorable_point(singles)
             except NotAnExperiment as exc:
                 skipped.append(SkippedRecord(record.source, record.locator, str(exc)))
                 continue
@@ -209,7 +209,7 @@ class Normalizer:
             created, ended, time_source = date_run(
                 item.created_at,
                 item.ended_at,
-                columns[5] if columns else [],
+                [point[5] for point in singles],
                 record_duration(record.data),
                 dates[record.source],
             )
@@ -230,16 +230,13 @@ class Normalizer:
                     time_source,
                 )
             )
-            if columns:
-                names, contexts, steps, epochs, values, times = columns
-                points[RUN_KEY].extend(itertools.repeat(key, len(names)))
-                # a series named "" breaks Aim's later reads
-                points[NAME].extend(names if all(names) else [name or EMPTY_KEY for name in names])
-                points[CONTEXT].extend(contexts)
-                points[STEP].extend(steps)
-                points[EPOCH].extend(epochs)
-                points[VALUE].extend(values)
-                points[TIME].extend(times)
+            if item.columns:
+                start = len(points[NAME])
+                points[RUN_KEY].extend(itertools.repeat(key, len(item.columns)))
+                item.columns.extend_columns(*(points[c] for c in (NAME, CONTEXT, STEP, EPOCH, VALUE, TIME)))
+                names = points[NAME][start:]
+                if not all(names):  # a series named "" breaks Aim's later reads
+                    points[NAME][start:] = [name or EMPTY_KEY for name in names]
         return Frames(
             _runs_frame(runs),
             _metrics_frame(points),
@@ -285,17 +282,18 @@ def _storable(record: Record) -> tuple[Record, dict[str, int]]:
 _INT64 = 2**63
 
 
-def _unstorable_point(points: list[tuple], columns: tuple[tuple, ...]) -> str | None:
+def _unstorable_point(points: list[tuple]) -> str | None:
     """Why a point cannot be a row of the int64 step/epoch columns (Aim keeps steps as int64), or None.
 
     A step read from a float field (`"step": 1e300`) can be any size; one such point would make the
-    whole chunk's frame fail, so its record is reported instead. `columns` are the points' columns:
-    their bounds, taken in C, clear a record without a look at each point.
+    whole chunk's frame fail, so its record is reported instead. Only points that came one by one
+    are asked (a whole series is stepped 0..n-1); their bounds, taken in C, clear a record without
+    a look at each point.
     """
-    if not columns:
+    if not points:
         return None
-    steps = columns[2]
-    epochs = [e for e in columns[3] if e is not None]
+    steps = [point[2] for point in points]
+    epochs = [point[3] for point in points if point[3] is not None]
     if all(min(column) >= -_INT64 and max(column) < _INT64 for column in (steps, epochs) if column):
         return None
     for name, _, step, epoch, _, _ in points:

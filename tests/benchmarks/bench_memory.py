@@ -7,7 +7,8 @@ history; ~63 points a run) until it reaches that size, runs `aim-etl migrate` on
 process with the default writer, and prints the child's peak RSS (`ru_maxrss` of the process and
 everything it started), runs/s and the repo's size. The target is a flat line: under 400 MB for a
 1 GB log. Reading is streamed and each chunk of runs is written before the next is read, so the
-peak should not grow with the log; a growing one is a leak to find.
+peak should not grow with the log (one chunk is written while the next is read); a growing one is
+a leak to find.
 """
 
 from __future__ import annotations
