@@ -1,14 +1,13 @@
 """Peak memory of a whole `aim-etl migrate` (workers included) against the size of the log.
 
-    python tests/benchmarks/bench_memory.py [--sizes-mb 25 100 1000] [--points 63]
+    python tests/benchmarks/bench_memory.py [--sizes-mb 25 100 1000] [--epochs 20]
 
 For each size, writes an EXPERIMENT_LOG.jsonl of typical lines (config, results, a per-epoch
 history; ~63 points a run) until it reaches that size, runs `aim-etl migrate` on it in a child
 process with the default writer, and prints the child's peak RSS (`ru_maxrss` of the process and
 everything it started), runs/s and the repo's size. The target is a flat line: under 400 MB for a
-1 GB log. Reading is streamed and each chunk of runs is written before the next is read, so the
-peak should not grow with the log (one chunk is written while the next is read); a growing one is
-a leak to find.
+1 GB log. Reading is streamed and at most two chunks are alive (one written while the next is
+read), so the peak should not grow with the log; a growing one is a leak to find.
 """
 
 from __future__ import annotations
