@@ -474,12 +474,18 @@ def allow_parallel_flushes(threads: int) -> None:
     _flush_threads = threads
 
 
-def write_container(path: Path, batch: bytes | Items) -> None:
+def write_container(path: Path, batch: bytes | Items, wal: bool = True) -> None:
     """Create the run's RocksDB as Aim opens it (its options, its `progress` flag) and write one batch:
     a serialized one (`seqs_batch`) as it is, (key, value) items put one by one.
 
     The folder of `meta/chunks/<hash>` is what makes a run exist: it is created only here, by
     RocksDB, so a run is never seen before its first batch is on its way.
+
+    `wal=False` writes the batch without RocksDB's write-ahead log: closing the container flushes
+    it into a table file anyway (Aim's `close`), so the log only matters to a process killed in
+    between, and for a run the bulk writer writes that is an incomplete run, rewritten whole by
+    the next import. It saves writing every byte twice: ~17% of a large run's write (80,000
+    points: 578 -> 482 ms, measured alternating both ways on this machine).
     """
     container = RocksContainer(str(path), read_only=False)
     try:
@@ -489,7 +495,7 @@ def write_container(path: Path, batch: bytes | Items) -> None:
             write_batch = aimrocks.WriteBatch()
             for key, value in batch:
                 write_batch.put(key, value)
-        container.db.write(write_batch)
+        container.db.write(write_batch, disable_wal=not wal)
     finally:
         container.close()
 
