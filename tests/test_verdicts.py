@@ -218,3 +218,13 @@ def test_a_run_whose_container_another_process_has_open_is_left_untouched(twins)
     again = GovernanceRepo(repo).write_many([(hashes[1], _validation("PASS", 0))])
     assert again.written == [hashes[1]]
     assert Repo(str(repo)).get_run(hashes[1])["validation"]["status"] == "PASS"
+
+
+def test_a_run_deleted_meanwhile_is_not_created_again(twins):
+    """Its folder gone since the pass read the index: reported, and no empty container appears in its place."""
+    repo, _, hashes = twins
+    chunk = repo / ".aim" / "meta" / "chunks" / hashes[2]
+    shutil.rmtree(chunk)
+    outcome = GovernanceRepo(repo).write_many([(hashes[2], _validation("PASS", 0))])
+    assert outcome.written == [] and "gone" in outcome.held[hashes[2]]
+    assert not chunk.exists()

@@ -558,12 +558,14 @@ def annotate_container(path: Path, batch: aimrocks.WriteBatch) -> Items:
     Raises `ContainerUnavailable` if the container is gone or cannot be opened (RocksDB's lock).
     """
     if not (path / "CURRENT").is_file():  # RocksDB would make a new, empty run of it
-        raise ContainerUnavailable(f"{path.name}: no meta container")
+        raise ContainerUnavailable("its meta container is gone (the run was deleted meanwhile?)")
     options = aimrocks.Options(**{**AIM_CONTAINER_OPTIONS, **_ANNOTATION_OPTIONS})
     try:
         db = aimrocks.DB(str(path), options, read_only=False)
-    except Exception as error:  # noqa: BLE001 - RocksIOError for RocksDB's lock, or a damaged container
-        raise ContainerUnavailable(type(error).__name__) from error
+    except aimrocks.errors.RocksIOError as error:  # RocksDB's lock: a process is writing the run
+        raise ContainerUnavailable(f"its meta container is open in another process ({type(error).__name__})") from error
+    except Exception as error:  # noqa: BLE001 - a damaged container: left alone, as Aim's indexer leaves it
+        raise ContainerUnavailable(f"its meta container cannot be opened ({type(error).__name__})") from error
     try:
         db.write(batch, disable_wal=True)
         db.flush()

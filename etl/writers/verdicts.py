@@ -140,8 +140,8 @@ def _write_param(repo: Repo, verdict: Verdict) -> tuple[list[tuple[bytes, bytes]
             return refused
         try:
             items = aim_storage.annotate_container(chunks / run_hash, _param_batch(verdict))
-        except aim_storage.ContainerUnavailable as error:  # RocksDB's lock: a process is writing the run
-            return f"its meta container is open in another process ({error})"
+        except aim_storage.ContainerUnavailable as error:  # most often RocksDB's lock: a process is writing the run
+            return str(error)
         return items, aim_storage.index_checksum(chunks, run_hash)
 
 
