@@ -157,3 +157,74 @@ def test_verdicts_written_across_many_batches_are_settled_in_the_order_checked(t
     tags = _tags(repo)
     assert all(tags[r.run_hash] == [r.validation.tag] for r in report.runs)
     assert {r.state for r in validate(repo, parse_rules(RULES, "rules.toml")).runs} == {"unchanged"}
+
+
+def test_verdicts_are_written_with_aims_container_options(tmp_path: Path):
+    """The write opens the run's RocksDB itself: with the options Aim's own containers are opened with."""
+    from aim.storage.rockscontainer import RocksContainer
+
+    from etl.writers import aim_storage
+
+    container = RocksContainer(str(tmp_path / "meta" / "chunks" / "run"), read_only=False)
+    try:
+        assert container._db_opts == aim_storage.AIM_CONTAINER_OPTIONS
+    finally:
+        container.close()
+
+
+def test_a_verdict_leaves_no_flag_lock_or_unflushed_log_behind(twins):
+    """Aim's readers reopen a container for writing when its WAL holds data (`optimize_for_read`), and
+    `aim up` counts a run with a progress flag as active: a written run has neither, nor a lock file."""
+    repo, _, hashes = twins
+    outcome = GovernanceRepo(repo).write_many([(h, _validation("PASS", 0)) for h in hashes])
+    assert sorted(outcome.written) == sorted(hashes)
+
+    aim = repo / ".aim"
+    for run_hash in hashes:
+        assert not (aim / "meta" / "progress" / run_hash).exists()
+        assert not (aim / "locks" / f"{run_hash}.softlock").exists()
+        assert all(wal.stat().st_size == 0 for wal in (aim / "meta" / "chunks" / run_hash).glob("*.log"))
+        run = Repo(str(repo)).get_run(run_hash)
+        assert run["validation"]["status"] == "PASS" and sorted(run.tags) == ["validation:PASS"]
+
+
+def test_a_run_whose_container_another_process_has_open_is_left_untouched(twins):
+    """No lock file, but RocksDB's own lock held (a writer between opening the container and locking
+    the run, or a tool of its own): reported held, written by the next pass."""
+    repo, _, hashes = twins
+    chunk = repo / ".aim" / "meta" / "chunks" / hashes[1]
+    before = _container(chunk)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time, aimrocks; "
+            f"db = aimrocks.DB({str(chunk)!r}, aimrocks.Options()); print('held', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        outcome = GovernanceRepo(repo).write_many([(h, _validation("PASS", 0)) for h in hashes])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert list(outcome.held) == [hashes[1]] and "open in another process" in outcome.held[hashes[1]]
+    assert sorted(outcome.written) == sorted([hashes[0], hashes[2]])
+    assert _container(chunk) == before
+    assert "validation:PASS" not in _tags(repo)[hashes[1]]
+
+    again = GovernanceRepo(repo).write_many([(hashes[1], _validation("PASS", 0))])
+    assert again.written == [hashes[1]]
+    assert Repo(str(repo)).get_run(hashes[1])["validation"]["status"] == "PASS"
+
+
+def test_a_run_deleted_meanwhile_is_not_created_again(twins):
+    """Its folder gone since the pass read the index: reported, and no empty container appears in its place."""
+    repo, _, hashes = twins
+    chunk = repo / ".aim" / "meta" / "chunks" / hashes[2]
+    shutil.rmtree(chunk)
+    outcome = GovernanceRepo(repo).write_many([(hashes[2], _validation("PASS", 0))])
+    assert outcome.written == [] and "gone" in outcome.held[hashes[2]]
+    assert not chunk.exists()
