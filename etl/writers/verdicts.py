@@ -167,14 +167,10 @@ def _param_batch(verdict: Verdict) -> aimrocks.WriteBatch:
 def _run_lock(repo: Repo, run_hash: str) -> Iterator[str | None]:
     """Hold the run's soft lock, as an SDK writer would; yield why not when another process has it.
 
-    A run no process holds (no lock file, judged by Aim's own `get_run_lock_info`, the check its
-    writers make first) is written without one: creating and deleting the lock file cost ~1 ms of
-    CPU a run, and RocksDB's own lock on the meta container still keeps out any other writer. The
-    one difference: an SDK writer resuming the run within the ~10 ms of the write fails to open
-    it, where it would have waited for the lock file to go."""
-    if not repo._lock_manager.get_run_lock_info(run_hash).locked:
-        yield None
-        return
+    Taken even for a run no process holds, though creating and deleting the lock file costs ~1 ms
+    of CPU a run: without it, an SDK writer resuming the run during our write would find only
+    RocksDB's lock and fail to open the run (a training job stopped by a validate), where the
+    lock file makes it wait for us."""
     lock = repo.request_run_lock(run_hash, timeout=0)
     try:
         lock.lock()
