@@ -200,6 +200,23 @@ def test_containers_hold_the_same_keys_and_values(tricky):
     assert [i for i in index(bulk) if i[0] != stamped] == [i for i in index(sdk) if i[0] != stamped]
 
 
+def test_a_written_run_leaves_its_data_and_nothing_around_it(tricky):
+    """No `progress` flag (which makes `aim up` count a run as active), no info LOG and no data left
+    in a write-ahead log (Aim's readers reopen such a container for writing): only tables."""
+    _, bulk, specs = tricky
+    for run in specs:
+        for container in ("meta", "seqs"):
+            files = {f.name for f in (bulk / container / "chunks" / run.run_hash).iterdir()}
+            assert "LOG" not in files
+            assert any(name.endswith(".sst") for name in files) or (container == "seqs" and not run.series)
+            assert all(
+                (bulk / container / "chunks" / run.run_hash / name).stat().st_size == 0
+                for name in files
+                if name.endswith(".log")
+            )
+    assert not list((bulk / "meta").glob("progress/*")) and not list((bulk / "seqs").glob("progress/*"))
+
+
 def test_the_index_checksum_is_the_one_aim_up_expects(tricky):
     from aim.sdk.index_manager import RepoIndexManager
 

@@ -475,41 +475,6 @@ def allow_parallel_flushes(threads: int) -> None:
     _flush_threads = threads
 
 
-def write_container(path: Path, batch: bytes | Items, wal: bool = True) -> None:
-    """Create the run's RocksDB as Aim opens it (its options, its `progress` flag) and write one batch:
-    a serialized one (`seqs_batch`) as it is, (key, value) items put one by one.
-
-    The folder of `meta/chunks/<hash>` is what makes a run exist: it is created only here, by
-    RocksDB, so a run is never seen before its first batch is on its way.
-
-    `wal=False` writes the batch without RocksDB's write-ahead log: closing the container flushes
-    it into a table file anyway (Aim's `close`), so the log only matters to a process killed in
-    between, and for a run the bulk writer writes that is an incomplete run, rewritten whole by
-    the next import. It saves writing every byte twice: ~17% of a large run's write (80,000
-    points: 578 -> 482 ms, measured alternating both ways on this machine).
-    """
-    container = RocksContainer(str(path), read_only=False)
-    try:
-        if isinstance(batch, bytes):
-            write_batch = aimrocks.WriteBatch(data=batch)
-        else:
-            write_batch = aimrocks.WriteBatch()
-            for key, value in batch:
-                write_batch.put(key, value)
-        container.db.write(write_batch, disable_wal=not wal)
-    finally:
-        container.close()
-
-
-def read_items(path: Path) -> Items:
-    """Every (key, value) of a run's container, read-only (for tests and the reference check)."""
-    container = RocksContainer(str(path), read_only=True, skip_read_optimization=True)
-    try:
-        return list(container.items())
-    finally:
-        container.close()
-
-
 # What Aim opens a run's container with (`RocksContainer._db_opts`, aim 3.29); tests/test_verdicts.py
 # compares it with Aim's own, so a change there is caught.
 AIM_CONTAINER_OPTIONS: dict[str, Any] = {
@@ -533,15 +498,73 @@ AIM_CONTAINER_OPTIONS: dict[str, Any] = {
 }
 
 
-# What `annotate_container` changes in Aim's options, none of it in the data: a container that is gone
-# is not created again; the info LOG goes nowhere (a folder RocksDB cannot create a file in, and it
-# then logs nothing); each new MANIFEST is not given 4 MB in advance (two a reopening), which the
-# close gave back (fallocate, then ftruncate: block allocation and discard, for a 300-byte file).
-_ANNOTATION_OPTIONS: dict[str, Any] = {
-    "create_if_missing": False,
+# What our own opens change in Aim's options, none of it in the data: the info LOG goes nowhere (a
+# folder RocksDB cannot create a file in, and it then logs nothing); each new MANIFEST is not given
+# 4 MB in advance (two a reopening), which the close gave back (fallocate, then ftruncate: block
+# allocation and discard, for a 300-byte file).
+_NOT_DATA: dict[str, Any] = {
     "db_log_dir": os.devnull,
     "manifest_preallocation_size": 0,
 }
+# `annotate_container`: and a container that is gone is not created again.
+_ANNOTATION_OPTIONS: dict[str, Any] = {**_NOT_DATA, "create_if_missing": False}
+
+
+def write_container(path: Path, batch: bytes | Items) -> None:
+    """Create the run's RocksDB as Aim opens it (`RocksContainer`: its options, its `progress` flag,
+    the write-ahead log) and write one batch. What the benchmark's RAW does; the bulk writer uses
+    `create_container`, which writes the same data with less around it.
+    """
+    container = RocksContainer(str(path), read_only=False)
+    try:
+        container.db.write(_write_batch(batch))
+    finally:
+        container.close()
+
+
+def create_container(path: Path, batch: bytes | Items) -> None:
+    """Create a new run's container and write `batch` into it in one step: the data Aim's
+    `RocksContainer` would hold, with Aim's options, and less around it.
+
+    Creating a file is the dear part of a small run here (on this ext4 each one scans past the
+    inodes freed in the last minutes), and a container is about a dozen of them. Left out, none of
+    it data (each measured, see the README's design notes):
+    - the `progress` flag, created and deleted again, which only makes `aim up` count the run as
+      active for the ~20 ms of its write (a killed import would leave it there for good);
+    - the info LOG and the 4 MB preallocated per MANIFEST (`_NOT_DATA`);
+    - the write-ahead log for the batch: the flush before closing writes it into a table file
+      anyway. A process killed before that leaves the container empty, and a run whose meta
+      container (written last, with the "complete" marker) is empty is rewritten whole.
+
+    The folder of `meta/chunks/<hash>` is what makes a run exist: it is created only here, by
+    RocksDB, so a run is never seen before its first batch is on its way.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = aimrocks.DB(str(path), aimrocks.Options(**{**AIM_CONTAINER_OPTIONS, **_NOT_DATA}))
+    try:
+        db.write(_write_batch(batch), disable_wal=True)
+        db.flush()
+    finally:
+        del db  # dropped as Aim drops its DBs: aimrocks crashes freeing a DB after `close()`
+
+
+def _write_batch(batch: bytes | Items) -> aimrocks.WriteBatch:
+    """A serialized batch (`seqs_batch`) as it is; (key, value) items put one by one."""
+    if isinstance(batch, bytes):
+        return aimrocks.WriteBatch(data=batch)
+    write_batch = aimrocks.WriteBatch()
+    for key, value in batch:
+        write_batch.put(key, value)
+    return write_batch
+
+
+def read_items(path: Path) -> Items:
+    """Every (key, value) of a run's container, read-only (for tests and the reference check)."""
+    container = RocksContainer(str(path), read_only=True, skip_read_optimization=True)
+    try:
+        return list(container.items())
+    finally:
+        container.close()
 
 
 class ContainerUnavailable(Exception):

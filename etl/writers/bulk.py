@@ -141,11 +141,9 @@ class BulkWriter:
             raise
         except Exception as exc:  # noqa: BLE001 - a value the encoder refuses: this run only
             return f"Aim refused the run: {type(exc).__name__}: {exc}"
-        # Without the write-ahead log: a run is only complete once its meta container is closed
-        # (flushed), and a process killed before that leaves an incomplete run, rewritten whole.
-        aim_storage.write_container(self._chunk("seqs", spec.run_hash), seqs, wal=False)
+        aim_storage.create_container(self._chunk("seqs", spec.run_hash), seqs)
         del seqs
-        aim_storage.write_container(self._chunk("meta", spec.run_hash), meta, wal=False)
+        aim_storage.create_container(self._chunk("meta", spec.run_hash), meta)
         return None
 
     def _index(self, entries: list[tuple[str, aim_storage.Items]], removed: list[str]) -> list[str]:
