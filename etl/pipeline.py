@@ -528,31 +528,21 @@ class _Job:
 
     def _write(self, specs: list, rejected: list, actions: dict[str, str]) -> None:
         """Write a chunk's runs; with a writer that can (`submit`), only start them, so the next chunk
-        is read and normalized while this one's containers are written.
-
-        The chunk before is settled just after this one is submitted, so the writer's threads go
-        from one chunk's runs straight to the next one's. Two chunks never hold the same run (the
-        planner writes a run key once per import, a repeat is a duplicate), and chunks are settled
-        in order: the ledger and the report see them as they came.
-        """
+        is read and normalized while this one's containers are written. The previous chunk is
+        settled first: one chunk in flight, its ledger entries and report in the order they came."""
+        self._settle()
         if rejected:
             # Held in the ledger, not in Aim: the next import that reads the record checks it again.
             self.ledger.record((_entry(s, REJECTED) for s in rejected), self.report.batch)
         if not specs:
-            self._settle()
             return
         self.ledger.record((_entry(s, WRITING) for s in specs), self.report.batch)
         try:
             writer = self.writer
             if hasattr(writer, "submit"):
-                in_flight = _InFlight(writer.submit(specs), len(specs), actions, self.span)
-                self._settle()
-                self._pending = in_flight
+                self._pending = _InFlight(writer.submit(specs), len(specs), actions, self.span)
                 return
-            self._settle()
             result = writer.write(specs, on_run=lambda spec: self._tick(spec, len(specs)))
-        except StageFailed:
-            raise
         except Exception as exc:  # noqa: BLE001 - reported with what was committed, then re-raised
             raise StageFailed("write", exc, self.report.runs_written) from exc
         self._record(result, actions)

@@ -84,9 +84,8 @@ class BulkWriter:
         """Start writing a chunk: its rows are committed here, its containers are written by the
         worker threads while the caller goes on (reading the next chunk); `finish` waits for them.
 
-        A chunk may be submitted before the one before it is finished (so the threads go straight
-        on), as long as no run is in both: the importer writes a run key once per import. Chunks
-        are finished in the order they were submitted.
+        One chunk at a time: a chunk is finished before the next is submitted, since both may
+        hold the same run (an edit rewritten in place).
         """
         submitted = Submitted()
         todo: list[tuple[RunSpec, aim_storage.Items]] = []
