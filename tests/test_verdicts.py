@@ -7,9 +7,11 @@ index entries and their tags must be identical.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import aimrocks
@@ -95,25 +97,24 @@ def test_verdicts_written_directly_equal_the_sdks_key_for_key(twins):
     assert run.end_time == ends[hashes[0]]  # annotating a run does not change when it ended
 
 
-def test_verdicts_written_while_another_process_holds_the_index_are_left_to_its_indexer(twins):
-    """An `aim up` on the repo holds the index while it indexes; validate must not fight it."""
-    repo, _, hashes = twins
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from aim import Repo; "
-            f"index = Repo({str(repo)!r})._get_index_container('meta', 0); print('held', flush=True); time.sleep(120)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+@contextlib.contextmanager
+def _held_in_another_process(statement: str) -> Iterator[None]:
+    """Another process runs `statement` (taking hold of a RocksDB) and keeps it until the block ends."""
+    code = f"import time\n{statement}\nprint('held', flush=True)\ntime.sleep(120)"
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        report = validate(repo, parse_rules(RULES, "rules.toml"))
+        yield
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_verdicts_written_while_another_process_holds_the_index_are_left_to_its_indexer(twins):
+    """An `aim up` on the repo holds the index while it indexes; validate must not fight it."""
+    repo, _, hashes = twins
+    with _held_in_another_process(f"from aim import Repo; index = Repo({str(repo)!r})._get_index_container('meta', 0)"):
+        report = validate(repo, parse_rules(RULES, "rules.toml"))
     assert {r.run_hash: r.state for r in report.runs} == dict.fromkeys(hashes, "written")
     assert report.left_to_indexer == 3
     assert "3 runs written while another process (aim up) held the index" in render_text(report)
@@ -194,22 +195,8 @@ def test_a_run_whose_container_another_process_has_open_is_left_untouched(twins)
     repo, _, hashes = twins
     chunk = repo / ".aim" / "meta" / "chunks" / hashes[1]
     before = _container(chunk)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time, aimrocks; "
-            f"db = aimrocks.DB({str(chunk)!r}, aimrocks.Options()); print('held', flush=True); time.sleep(120)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with _held_in_another_process(f"import aimrocks; db = aimrocks.DB({str(chunk)!r}, aimrocks.Options())"):
         outcome = GovernanceRepo(repo).write_many([(h, _validation("PASS", 0)) for h in hashes])
-    finally:
-        holder.kill()
-        holder.wait()
     assert list(outcome.held) == [hashes[1]] and "open in another process" in outcome.held[hashes[1]]
     assert sorted(outcome.written) == sorted([hashes[0], hashes[2]])
     assert _container(chunk) == before
