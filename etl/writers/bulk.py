@@ -84,8 +84,10 @@ class BulkWriter:
         """Start writing a chunk: its rows are committed here, its containers are written by the
         worker threads while the caller goes on (reading the next chunk); `finish` waits for them.
 
-        One chunk at a time: a chunk is finished before the next is submitted, since both may
-        hold the same run (an edit rewritten in place).
+        The importer finishes a chunk before it submits the next: two chunks in the writer (and a
+        third being read) held a log of 80,000-point lines at 425 MB against 334 MB, for no gain
+        this machine could measure. Two chunks would never share a run: a run key is written once
+        per import.
         """
         submitted = Submitted()
         todo: list[tuple[RunSpec, aim_storage.Items]] = []
