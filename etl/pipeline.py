@@ -44,7 +44,8 @@ DEFAULT_CHUNK_SIZE = 500
 # not its records (500 lines of 800-point histories held ~400 MB at the peak, profiled), and a
 # line's bytes are what is known of its points before it is parsed (~10 bytes a point). Two chunks
 # are alive at once (one written while the next is read): at 1 MB, a log of 80,000-point lines
-# peaked at 458 MB; at 256 KB, 337 MB, in the same time (bench_writers.py's large log).
+# peaked at 458 MB; at 256 KB, 337 MB, in the same time (bench_writers.py's large log migrated
+# once each way under `/usr/bin/time`: a one-off, there is no option for this to rerun it with).
 DEFAULT_CHUNK_BYTES = 256 << 10
 # Verdicts written per SQL transaction and index batch by `validate`.
 VERDICT_BATCH = 500
